@@ -1,0 +1,32 @@
+# Two commands: `make repro` runs the pipeline, `make test` runs the test suite.
+# Both create .venv on first use. torch is pinned to the 2.13.0 CPU wheel first so that nothing
+# later resolves torch to a multi-GB CUDA build.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+# dvc runs stage commands through the shell: put the venv's python first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup repro test clean-venv
+
+$(BIN)/medchat: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/medchat
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,134 @@
+"""Example generation: the knowledge base becomes diagnose, describe and precautions dialogues.
+
+Partial inputs (1..N symptoms) are what real users type, but a subset is only a fair training
+example when it points to one disease. We keep a subset only if every symptom set in the
+knowledge base that contains it has the same disease, and we attach it to one owning group
+(the first such set), so that no symptom set can end up in two splits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from medchat import names
+from medchat.dialogue import REPLIES, Example, Policy, Templates, join_list, sentence_case
+from medchat.errors import InputError
+from medchat.kb import KnowledgeBase, SymptomSet
+from medchat.lexicon import Lexicon
+
+CLINICAL_SHARE = 0.25  # share of diagnose prompts that list symptom names instead of lay phrasings
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    per_disease: dict[str, int]
+    partial_share: float
+    max_partial_size: int
+    seed: int
+
+
+def partial_subsets(sets: list[SymptomSet], max_size: int) -> tuple[dict[str, list[tuple[str, ...]]], int]:
+    """Owning group -> its diagnostic subsets of 1..max_size symptoms; and how many were ambiguous."""
+    diseases: dict[frozenset, set[str]] = defaultdict(set)
+    owner: dict[frozenset, str] = {}
+    full = {frozenset(s.symptoms) for s in sets}
+    for s in sorted(sets, key=lambda s: s.group):
+        for size in range(1, min(max_size, len(s.symptoms) - 1) + 1):
+            for combo in itertools.combinations(s.symptoms, size):
+                key = frozenset(combo)
+                diseases[key].add(s.disease)
+                owner.setdefault(key, s.group)
+    by_group: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    ambiguous = 0
+    for key, found in diseases.items():
+        if len(found) > 1:
+            ambiguous += 1
+        elif key not in full:  # a subset that is itself a full set belongs to that set's group
+            by_group[owner[key]].append(tuple(sorted(key)))
+    return {g: sorted(v) for g, v in by_group.items()}, ambiguous
+
+
+def diagnose_user(symptoms: list[str], lexicon: Lexicon, templates: Templates, rng: random.Random) -> str:
+    order = rng.sample(symptoms, len(symptoms))
+    if rng.random() < CLINICAL_SHARE:
+        text = rng.choice(templates.diagnose_clinical).format(labels=join_list([lexicon.labels[s] for s in order]))
+    else:
+        clauses = join_list([rng.choice(lexicon.phrasings[s]) for s in order])
+        text = rng.choice(templates.diagnose_lay).format(symptoms=clauses)
+    return sentence_case(text)
+
+
+def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: Policy,
+             config: AugmentConfig) -> tuple[list[Example], dict]:
+    rng = random.Random(config.seed)
+    partials, ambiguous = partial_subsets(kb.symptom_sets, config.max_partial_size)
+    seen_users: set[str] = set()
+    examples: list[Example] = []
+    stats = Counter(ambiguous_subsets_skipped=ambiguous)
+
+    def add(task: str, disease: str, symptoms: list[str], user: str, group: str, partial: bool = False) -> bool:
+        if user in seen_users:
+            stats["duplicate_texts_skipped"] += 1
+            return False
+        seen_users.add(user)
+        reply = REPLIES[task](kb, disease, policy)
+        examples.append(Example(f"{task}-{len(examples):05d}", task, disease, sorted(symptoms), user, reply, group, partial))
+        return True
+
+    sets_by_disease: dict[str, list[SymptomSet]] = defaultdict(list)
+    for s in kb.symptom_sets:
+        sets_by_disease[s.disease].append(s)
+    for disease in kb.diseases:
+        want = config.per_disease.get("diagnose", 0)
+        pool = [(p, s.group) for s in sets_by_disease[disease] for p in partials.get(s.group, [])]
+        n_partial = min(round(want * config.partial_share), len(pool))
+        stats["partial_shortfall"] += round(want * config.partial_share) - n_partial
+        for subset, group in rng.sample(pool, n_partial):
+            _retry(lambda: add("diagnose", disease, list(subset),
+                               diagnose_user(list(subset), lexicon, templates, rng), group, partial=True))
+        for i in range(want - n_partial):
+            s = sets_by_disease[disease][i % len(sets_by_disease[disease])]
+            _retry(lambda: add("diagnose", disease, list(s.symptoms),
+                               diagnose_user(list(s.symptoms), lexicon, templates, rng), s.group))
+        for task, choices in (("describe", templates.describe), ("precautions", templates.precautions)):
+            _question_examples(task, disease, choices, config.per_disease.get(task, 0), rng, add)
+    return examples, dict(stats)
+
+
+def _question_examples(task, disease, choices, want, rng, add) -> None:
+    """`want` distinct questions about `disease`; the group is the template, so case variants stay together."""
+    variants = [(t, name) for t in range(len(choices)) for name in _disease_variants(disease)]
+    if want > len(variants):
+        raise InputError(f"asks for {want} {task} examples per disease but the templates allow {len(variants)}",
+                         key=f"augment.per_disease.{task}", fix=f"use at most {len(variants)} or add templates")
+    for t, name in rng.sample(variants, len(variants)):
+        if want == 0:
+            break
+        want -= add(task, disease, [], sentence_case(choices[t].format(disease=name)), f"{task}|{disease}|t{t}")
+
+
+def _disease_variants(disease: str) -> list[str]:
+    """How users write a disease name: as we do, and lower-cased except for acronyms ("GERD", "Hepatitis A")."""
+    lower = " ".join(word if word.isupper() else word.lower() for word in disease.split())
+    return [disease] if lower == disease else [disease, lower]
+
+
+def _retry(attempt, tries: int = 20) -> None:
+    """Re-sample a colliding user text a few times; a persistent collision is simply skipped."""
+    for _ in range(tries):
+        if attempt():
+            return
+
+
+def summarize(examples: list[Example], stats: dict) -> dict:
+    per_task = Counter(e.task for e in examples)
+    per_disease_task = Counter((e.task, e.disease) for e in examples)
+    summary = {"examples": len(examples), "per_task": dict(sorted(per_task.items())),
+               "partial_diagnose": sum(e.partial for e in examples), **stats}
+    for task in per_task:
+        counts = [per_disease_task[(task, d)] for d in names.DISEASES if (task, d) in per_disease_task]
+        summary[f"{task}_per_disease"] = {"min": min(counts), "max": max(counts)}
+    return summary

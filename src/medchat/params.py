@@ -1,0 +1,174 @@
+"""Typed params: every section of params.yaml is a dataclass, validated once, at load.
+
+Errors name the key path (`train.learning_rate`), the value and what is allowed; unknown keys
+get a did-you-mean. Stages call `load_params()` and never read the YAML themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medchat.errors import InputError
+
+PARAMS_FILE = "params.yaml"
+
+
+def spec(default: Any, *, min: float | None = None, max: float | None = None,
+         choices: tuple | None = None, help: str = "") -> Any:
+    """A dataclass field with its range or choices; checked by `_validate`."""
+    meta = {"min": min, "max": max, "choices": choices, "help": help}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CleanParams:
+    raw_dir: str = spec("data/raw", help="folder with the four Kaggle-schema CSV files")
+    policy: str = spec("data/policy.yaml", help="medication lexicon used to flag precautions")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    # Examples generated per disease and task: equal counts keep the classes balanced.
+    per_disease: dict[str, int] = spec({"diagnose": 60, "describe": 6, "precautions": 6})
+    partial_share: float = spec(0.35, min=0.0, max=1.0,
+                                help="share of diagnose examples built from 1-3 symptoms")
+    max_partial_size: int = spec(3, min=1, max=6)
+    lexicon: str = spec("data/lexicon.yaml")
+    templates: str = spec("data/templates.yaml")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    val_fraction: float = spec(0.1, min=0.0, max=0.5)
+    test_fraction: float = spec(0.15, min=0.0, max=0.5)
+    folds: int = spec(0, min=0, max=20, help="0: one split by fractions; k>=2: k-fold")
+    fold: int = spec(0, min=0, help="with folds=k, which fold (0..k-1) is the test split")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = spec(42, min=0)
+    clean: CleanParams = field(default_factory=CleanParams)
+    augment: AugmentParams = field(default_factory=AugmentParams)
+    split: SplitParams = field(default_factory=SplitParams)
+
+    def __post_init__(self) -> None:
+        if self.split.folds and self.split.fold >= self.split.folds:
+            raise InputError(f"fold {self.split.fold} does not exist with folds={self.split.folds}",
+                             key="split.fold", fix=f"choose 0..{self.split.folds - 1}")
+        if self.split.folds == 1:
+            raise InputError("folds=1 is not cross-validation", key="split.folds",
+                             fix="use 0 (plain split) or 2 and more")
+        if not self.split.folds and self.split.val_fraction + self.split.test_fraction >= 0.9:
+            raise InputError("val_fraction + test_fraction leaves too little to train on",
+                             key="split", fix="keep their sum below 0.9")
+        unknown = set(self.augment.per_disease) - set(TASKS)
+        if unknown:
+            raise InputError(f"unknown task {sorted(unknown)[0]!r}", key="augment.per_disease",
+                             fix=f"tasks are {', '.join(TASKS)}")
+
+
+TASKS = ("diagnose", "describe", "precautions")
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml (missing sections take their defaults)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError("params file not found", file=str(path),
+                         fix="run from the repository root") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", file=str(path)) from None
+    try:
+        return parse_params(raw)
+    except InputError as exc:
+        exc.file = str(path)
+        raise InputError(exc.what, file=str(path), key=exc.key, fix=exc.fix) from None
+
+
+def parse_params(raw: dict[str, Any]) -> Params:
+    return _build(Params, raw, "")
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` into a copy of `base` (used for the tiny test override)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a mapping, got {type(raw).__name__}", key=prefix.rstrip(".") or "<top>")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(fields)}"
+            raise InputError("unknown key", key=f"{prefix}{key}", fix=hint)
+    values = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        path, kind = f"{prefix}{name}", hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw[name], f"{path}.")
+        else:
+            values[name] = _check(raw[name], kind, path, f.metadata)
+    return cls(**values)
+
+
+def _check(value: Any, kind: Any, path: str, meta: Any) -> Any:
+    value = _coerce(value, kind, path)
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise InputError(f"{value!r} is not allowed", key=path,
+                         fix=f"choose one of {', '.join(map(repr, meta['choices']))}")
+    for bound, ok in (("min", lambda v, b: v >= b), ("max", lambda v, b: v <= b)):
+        limit = meta.get(bound)
+        if limit is not None and isinstance(value, (int, float)) and not ok(value, limit):
+            raise InputError(f"{value!r} is out of range", key=path,
+                             fix=f"allowed: {meta.get('min', '-inf')} .. {meta.get('max') if meta.get('max') is not None else 'inf'}")
+    return value
+
+
+def _coerce(value: Any, kind: Any, path: str) -> Any:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"expected a mapping, got {value!r}", key=path)
+        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise InputError(f"expected a list, got {value!r}", key=path)
+        return [_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is float and isinstance(value, str):
+        try:  # YAML reads 1e-3 (no dot) as a string; accept it as the number it obviously is
+            return float(value)
+        except ValueError:
+            pass
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind in (str, bool) and isinstance(value, kind):
+        return value
+    raise InputError(f"expected {getattr(kind, '__name__', kind)}, got {value!r}", key=path)

@@ -1,0 +1,39 @@
+"""augment: tidy knowledge base -> dialogue examples (diagnose, describe, precautions)."""
+
+from __future__ import annotations
+
+import sys
+
+from medchat.artifacts import write_json, write_jsonl
+from medchat.augment import AugmentConfig, generate, summarize
+from medchat.dialogue import Policy, Templates
+from medchat.errors import InputError
+from medchat.kb import load_tidy
+from medchat.lexicon import Lexicon
+from medchat.params import load_params
+
+CLEAN_DIR = "data/clean"
+OUT = "data/augmented/examples.jsonl"
+METRICS = "metrics/augment.json"
+
+
+def main() -> int:
+    try:
+        params = load_params()
+        a = params.augment
+        kb = load_tidy(CLEAN_DIR)
+        config = AugmentConfig(dict(a.per_disease), a.partial_share, a.max_partial_size, params.seed)
+        examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates),
+                                   Policy.load(params.clean.policy), config)
+    except InputError as exc:
+        print(f"augment: error: {exc}", file=sys.stderr)
+        return 1
+    write_jsonl(OUT, (e.to_dict() for e in examples))
+    summary = summarize(examples, stats)
+    write_json(METRICS, summary)
+    print(f"augment: {summary['examples']} examples {summary['per_task']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

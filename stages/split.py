@@ -1,0 +1,46 @@
+"""split: examples -> train/val/test JSONL, grouped by symptom set, stratified by disease, leak-checked."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from medchat.artifacts import atomic_dir, read_jsonl, write_json, write_jsonl
+from medchat.errors import InputError
+from medchat.params import load_params
+from medchat.splitting import SPLITS, SplitConfig, overlap, split_examples
+
+EXAMPLES = "data/augmented/examples.jsonl"
+OUT_DIR = "data/split"
+METRICS = "metrics/split.json"
+
+
+def main() -> int:
+    try:
+        params = load_params()
+        examples = read_jsonl(EXAMPLES)
+    except InputError as exc:
+        print(f"split: error: {exc}", file=sys.stderr)
+        return 1
+    s = params.split
+    splits = split_examples(examples, SplitConfig(s.val_fraction, s.test_fraction, s.folds, s.fold, params.seed))
+    leaks = overlap(splits)
+    if any(leaks.values()):
+        print(f"split: error: examples leak across splits {leaks}; check augment's group keys", file=sys.stderr)
+        return 1
+    with atomic_dir(OUT_DIR) as tmp:
+        for name in SPLITS:
+            write_jsonl(tmp / f"{name}.jsonl", splits[name])
+    metrics = {"overlap": leaks}
+    for name in SPLITS:
+        rows = splits[name]
+        metrics[name] = {"examples": len(rows), "groups": len({e["group"] for e in rows}),
+                         "diseases": len({e["disease"] for e in rows}),
+                         "per_task": dict(sorted(Counter(e["task"] for e in rows).items()))}
+    write_json(METRICS, metrics)
+    print("split: " + ", ".join(f"{n} {len(splits[n])}" for n in SPLITS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

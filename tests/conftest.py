@@ -1,0 +1,86 @@
+"""Shared fixtures: the repository root, the real Kaggle files in ../shared, stage runners."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+KAGGLE_VARIANTS = {
+    "headerless": SHARED_DATA / "kaggle-disease-symptom",
+    "headered": SHARED_DATA / "kaggle-disease-symptom-headered",
+}
+
+
+def kaggle_dir(variant: str) -> Path:
+    path = KAGGLE_VARIANTS[variant]
+    if not (path / "dataset.csv").exists():
+        pytest.skip(f"real Kaggle files not found at {path} (the ../shared checkout beside the repo is absent)")
+    return path
+
+
+@pytest.fixture(params=sorted(KAGGLE_VARIANTS))
+def kaggle(request) -> Path:
+    """Each published Kaggle variant in turn (skipped when ../shared is absent)."""
+    return kaggle_dir(request.param)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A scratch project: our data/ folder and a params.yaml, where stage scripts can run."""
+    shutil.copytree(ROOT / "data", tmp_path / "data", ignore=shutil.ignore_patterns("clean", "augmented", "split", "tokenized"))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def set_params(workdir: Path, override: dict) -> None:
+    from medchat.params import merge
+
+    path = workdir / "params.yaml"
+    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
+
+
+def run_stage(name: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py")], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"stage {name} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml")
+PROJECT_DIRS = ("src", "stages", "data", ".dvc")
+
+
+def copy_project(dst: Path) -> Path:
+    """A fresh copy of the project (no outputs, no dvc.lock) as its own git + DVC repository."""
+    skip = shutil.ignore_patterns("clean", "augmented", "split", "tokenized", "__pycache__", "*.egg-info", "tmp", "cache")
+    for name in PROJECT_DIRS:
+        shutil.copytree(ROOT / name, dst / name, ignore=skip)
+    for name in PROJECT_FILES:
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, dst / name)
+    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+    for key, value in (("user.name", "medchat tests"), ("user.email", "tests@medchat.invalid")):
+        subprocess.run(["git", "config", key, value], cwd=dst, check=True)
+    return dst
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the dvc of this interpreter's environment, with its python first on PATH for stage commands."""
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
+           "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run([str(Path(bindir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -1,0 +1,97 @@
+"""Example generation: balance, partial subsets, reply contents, determinism."""
+
+from collections import Counter
+
+import pytest
+
+from medchat import names
+from medchat.augment import AugmentConfig, generate, partial_subsets, summarize
+from medchat.dialogue import Policy, Templates
+from medchat.kb import SymptomSet, read_kb
+from medchat.lexicon import Lexicon
+from medchat.medication import MedicationLexicon
+from conftest import ROOT
+
+DATA = ROOT / "data"
+
+
+@pytest.fixture(scope="module")
+def parts():
+    medication = MedicationLexicon.from_policy(DATA / "policy.yaml")
+    kb, _ = read_kb(DATA / "raw", medication)
+    return kb, Lexicon.load(DATA / "lexicon.yaml"), Templates.load(DATA / "templates.yaml"), Policy.load(DATA / "policy.yaml"), medication
+
+
+def run(parts, seed=7, **overrides):
+    kb, lexicon, templates, policy, _ = parts
+    config = AugmentConfig(**{"per_disease": {"diagnose": 20, "describe": 4, "precautions": 3},
+                              "partial_share": 0.4, "max_partial_size": 3, "seed": seed, **overrides})
+    return generate(kb, lexicon, templates, policy, config)
+
+
+def test_classes_are_balanced_per_task(parts):
+    examples, stats = run(parts)
+    counts = Counter((e.task, e.disease) for e in examples)
+    assert {counts[("diagnose", d)] for d in names.DISEASES} == {20}
+    assert {counts[("describe", d)] for d in names.DISEASES} == {4}
+    assert {counts[("precautions", d)] for d in names.DISEASES} == {3}
+    summary = summarize(examples, stats)
+    assert summary["per_task"] == {"describe": 164, "diagnose": 820, "precautions": 123}
+    assert summary["diagnose_per_disease"] == {"min": 20, "max": 20}
+
+
+def test_records_carry_the_contract_fields(parts):
+    examples, _ = run(parts)
+    record = examples[0].to_dict()
+    assert {"id", "task", "disease", "symptoms", "user", "reply", "group"} <= set(record)
+    assert len({e.id for e in examples}) == len(examples)
+    assert len({e.user for e in examples}) == len(examples)
+
+
+def test_replies_name_the_disease_refer_and_never_give_medication(parts):
+    kb, _, _, policy, medication = parts
+    examples, _ = run(parts)
+    for e in examples:
+        assert e.disease in e.reply
+        assert e.reply.endswith(policy.referral)
+        assert medication.find(e.reply.replace(e.disease, "")) == [], e.reply
+        if e.task == "diagnose":
+            assert e.reply.startswith(policy.emergency) == (e.disease in names.EMERGENCY_DISEASES)
+
+
+def test_partial_inputs_are_diagnostic_and_small(parts):
+    kb = parts[0]
+    examples, _ = run(parts)
+    partial = [e for e in examples if e.partial]
+    assert len(partial) > 0.3 * 820
+    for e in partial:
+        assert 1 <= len(e.symptoms) <= 3
+        containing = {s.disease for s in kb.symptom_sets if set(e.symptoms) <= set(s.symptoms)}
+        assert containing == {e.disease}
+        assert set(e.symptoms) < set(e.group.split("+"))
+
+
+def test_partial_subsets_skip_ambiguous_and_have_one_owner():
+    sets = [SymptomSet("Malaria", ("chills", "high_fever", "vomiting")),
+            SymptomSet("Typhoid", ("high_fever", "vomiting", "constipation"))]
+    owned, ambiguous = partial_subsets(sets, 2)
+    every = [s for subsets in owned.values() for s in subsets]
+    assert ("high_fever", "vomiting") not in every and ("high_fever",) not in every
+    assert ambiguous == 3  # {high_fever}, {vomiting}, {high_fever, vomiting}
+    assert len(every) == len(set(every))
+
+
+def test_same_seed_same_examples_other_seed_differs(parts):
+    a, _ = run(parts, seed=3)
+    b, _ = run(parts, seed=3)
+    c, _ = run(parts, seed=4)
+    assert [e.to_dict() for e in a] == [e.to_dict() for e in b]
+    assert [e.user for e in a] != [e.user for e in c]
+
+
+def test_too_many_questions_is_a_param_error(parts):
+    from medchat.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        run(parts, per_disease={"diagnose": 1, "describe": 500, "precautions": 1})
+    assert info.value.key == "augment.per_disease.describe"

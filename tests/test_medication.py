@@ -1,0 +1,44 @@
+import pytest
+
+from medchat.medication import MedicationLexicon
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return MedicationLexicon.from_policy(ROOT / "data" / "policy.yaml")
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("chew or swallow asprin", "asprin"),
+    ("use antibiotics", "antibiotics"),
+    ("antiboitic therapy", "antiboitic"),
+    ("medication", "medication"),
+    ("take otc pain reliver", "pain reliver"),
+    ("Take 500 mg every 6 hours", "500 mg"),
+    ("the usual dosage is low", "dosage"),
+    ("apply Calamine lotion", "calamine"),
+    ("consume witch hazel", "witch hazel"),
+])
+def test_medication_advice_is_found(lexicon, text, hit):
+    assert hit in lexicon.find(text)
+
+
+@pytest.mark.parametrize("text", [
+    "see a doctor for testing and a treatment plan",
+    "wash your face gently twice a day",
+    "drink plenty of water",
+    "ask a clinician about vaccination",
+    "avoid drugstore queues",  # 'drug' inside a longer word is not a match
+])
+def test_ordinary_advice_is_not_flagged(lexicon, text):
+    assert lexicon.find(text) == []
+
+
+def test_missing_section_is_an_error(tmp_path):
+    from medchat.errors import InputError
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("referral: see a doctor\n")
+    with pytest.raises(InputError, match="medication"):
+        MedicationLexicon.from_policy(path)

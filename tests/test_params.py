@@ -1,0 +1,47 @@
+import pytest
+
+from medchat.errors import InputError
+from medchat.params import load_params, merge, parse_params
+from conftest import ROOT
+
+
+def test_repository_params_load():
+    params = load_params(ROOT / "params.yaml")
+    assert params.clean.raw_dir == "data/raw"
+    assert params.split.folds == 0
+
+
+@pytest.mark.parametrize("raw, key, hint", [
+    ({"splt": {}}, "splt", "did you mean 'split'"),
+    ({"split": {"val_fractoin": 0.1}}, "split.val_fractoin", "did you mean 'split.val_fraction'"),
+    ({"split": {"val_fraction": "ten"}}, "split.val_fraction", "expected float"),
+    ({"split": {"test_fraction": 0.9}}, "split.test_fraction", "out of range"),
+    ({"seed": True}, "seed", "expected int"),
+    ({"augment": {"per_disease": {"diagnoze": 10}}}, "augment.per_disease", "diagnose, describe, precautions"),
+    ({"augment": {"per_disease": {"diagnose": "many"}}}, "augment.per_disease.diagnose", "expected int"),
+    ({"split": {"folds": 5, "fold": 5}}, "split.fold", "0..4"),
+    ({"split": {"folds": 1}}, "split.folds", "2 and more"),
+    ({"clean": []}, "clean", "expected a mapping"),
+])
+def test_bad_params_name_the_key(raw, key, hint):
+    with pytest.raises(InputError) as info:
+        parse_params(raw)
+    assert info.value.key == key
+    assert hint in str(info.value)
+
+
+def test_scientific_notation_string_is_a_float():
+    assert parse_params({"augment": {"partial_share": "5e-1"}}).augment.partial_share == 0.5
+
+
+def test_load_reports_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("split:\n  folds: [3]\n")
+    with pytest.raises(InputError, match=r"params.yaml \[split.folds\]: expected int"):
+        load_params(path)
+
+
+def test_merge_is_deep_and_does_not_mutate():
+    base = {"a": {"b": 1, "c": 2}, "d": 3}
+    assert merge(base, {"a": {"b": 9}}) == {"a": {"b": 9, "c": 2}, "d": 3}
+    assert base["a"]["b"] == 1
