@@ -1,7 +1,8 @@
 # Two commands: `make repro` runs the pipeline, `make test` runs the test suite.
 # Both create .venv on first use. torch is pinned to the 2.13.0 CPU wheel first so that nothing
 # later resolves torch to a multi-GB CUDA build.
-PYTHON ?= python3.11
+# Resolved before PATH gains .venv/bin, so a re-run never builds the venv from its own interpreter.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1

@@ -71,6 +71,9 @@ def copy_project(dst: Path) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     for key, value in (("user.name", "medchat tests"), ("user.email", "tests@medchat.invalid")):
         subprocess.run(["git", "config", key, value], cwd=dst, check=True)
+    # a clone always has a commit; dvclive and `dvc exp` need one
+    subprocess.run(["git", "add", "-A"], cwd=dst, check=True)
+    subprocess.run(["git", "commit", "-qm", "project copy"], cwd=dst, check=True)
     return dst
 
 

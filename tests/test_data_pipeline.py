@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from medchat.params import load_params
 from conftest import ROOT, copy_project, dvc, kaggle_dir, run_stage, set_params
 
 DATA_STAGES = ("clean", "augment", "split")
@@ -31,7 +32,7 @@ def test_dvc_repro_split_from_scratch_is_fast(tmp_path):
     assert elapsed <= 10, f"dvc repro split took {elapsed:.1f}s"
     split = json.loads((project / "metrics" / "split.json").read_text())
     assert split["overlap"] == {"groups": 0, "symptom_sets": 0, "user_texts": 0}
-    assert dvc("status", cwd=project).stdout.strip().endswith("up to date.")
+    assert dvc("status", *DATA_STAGES, cwd=project).stdout.strip().endswith("up to date.")
 
 
 def test_same_seed_identical_outputs(workdir, tmp_path):
@@ -65,7 +66,8 @@ def test_real_kaggle_data_through_split(workdir):
     for stage in DATA_STAGES:
         run_stage(stage, workdir)
     augment = json.loads((workdir / "metrics" / "augment.json").read_text())
-    assert augment["diagnose_per_disease"] == {"min": 60, "max": 60}
+    wanted = load_params(workdir / "params.yaml").augment.per_disease["diagnose"]
+    assert augment["diagnose_per_disease"] == {"min": wanted, "max": wanted}
     examples = [json.loads(l) for l in (workdir / "data/augmented/examples.jsonl").read_text().splitlines()]
     assert not any("asprin" in e["reply"] or "antibiotic" in e["reply"] for e in examples)
     split = json.loads((workdir / "metrics" / "split.json").read_text())

@@ -1,4 +1,4 @@
-"""`medchat` command line."""
+"""`medchat` command line: ask one question, chat, answer a JSONL file, or check a data folder."""
 
 from __future__ import annotations
 
@@ -21,6 +21,87 @@ def _check_data(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_MODEL = "models/chatbot"
+
+
+def _chat_model(args: argparse.Namespace):
+    from medchat.inference import ChatModel
+
+    return ChatModel.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=getattr(args, "batch_size", 64))
+
+
+def _ask(args: argparse.Namespace) -> int:
+    if not args.text.strip():
+        raise InputError("the question is empty", fix='medchat ask "describe your symptoms"')
+    print(_chat_model(args).generate([args.text]).replies[0])
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    chat = _chat_model(args)
+    print("medchat: describe your symptoms or ask about a condition (empty line or Ctrl-D to quit).")
+    print("This is a demonstration, not medical advice. In an emergency call your local emergency number.")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        print(f"medchat> {chat.generate([text]).replies[0]}")
+    return 0
+
+
+def read_batch_input(path: str) -> list[dict]:
+    """`{"id": ..., "text": ...}` per line; any bad line stops the whole batch with its line number."""
+    import json
+
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        raise InputError("input file not found", file=path) from None
+    except UnicodeDecodeError:
+        raise InputError("input is not UTF-8 text", file=path) from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg})", file=path, row=number, fix='one object per line: {"id": "1", "text": "..."}') from None
+        if not isinstance(record, dict):
+            raise InputError("expected a JSON object", file=path, row=number)
+        for key in ("id", "text"):
+            if key not in record:
+                raise InputError(f"missing field {key!r}", file=path, row=number, fix='each line needs "id" and "text"')
+        if not isinstance(record["text"], str) or not record["text"].strip():
+            raise InputError("'text' must be a non-empty string", file=path, row=number)
+        records.append({"id": record["id"], "text": record["text"]})
+    if not records:
+        raise InputError("input has no records", file=path, fix='add lines like {"id": "1", "text": "..."}')
+    return records
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from medchat.artifacts import write_jsonl
+    from medchat.scoring import parse_disease
+
+    records = read_batch_input(args.input)
+    chat = _chat_model(args)
+    out = []
+    for start in range(0, len(records), args.batch_size):
+        chunk = records[start:start + args.batch_size]
+        generation = chat.generate([r["text"] for r in chunk])
+        # every reply of a batch is ready when the batch is: report the batch time shared per reply
+        latency = round(generation.seconds * 1000 / len(chunk), 1)
+        out += [{"id": r["id"], "reply": reply, "disease": parse_disease(reply), "latency_ms": latency}
+                for r, reply in zip(chunk, generation.replies)]
+    write_jsonl(args.output, out)
+    print(f"medchat: {len(out)} replies written to {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medchat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -28,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("raw_dir")
     check.add_argument("--policy", default="data/policy.yaml")
     check.set_defaults(run=_check_data)
+
+    def model_command(name: str, help: str, run) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help)
+        command.add_argument("--model", default=DEFAULT_MODEL, help=f"trained model folder (default {DEFAULT_MODEL})")
+        command.add_argument("--max-new-tokens", type=int, default=160)
+        command.set_defaults(run=run)
+        return command
+
+    model_command("ask", "answer one question", _ask).add_argument("text")
+    model_command("chat", "interactive session", _chat)
+    batch = model_command("batch", "answer a JSONL file of {id, text}", _batch)
+    batch.add_argument("--input", required=True)
+    batch.add_argument("--output", required=True)
+    batch.add_argument("--batch-size", type=int, default=32)
     return parser
 
 

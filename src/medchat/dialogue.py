@@ -2,8 +2,10 @@
 
 A reply always has the same shape for a task, so the model learns one format and evaluate can
 parse the disease back out of generated text:
-  diagnose     [emergency] "It sounds most like <disease>." <first description sentence>
-               "Helpful steps: <p1>; <p2>; <p3>." <referral>
+  diagnose     "It sounds most like <disease>." [emergency] <first description sentence>
+               "Helpful steps: <p1>; <p2>." <referral>
+The disease comes first, even before an emergency warning, so that every diagnose reply shares
+one opening and evaluate can rank all diseases by the likelihood of "<opening> <disease>.".
   describe     "<disease>: <description>" <referral>
   precautions  "For <disease>, these steps can help: <p1>; ...; <p4>." <referral>
 """
@@ -21,7 +23,8 @@ from medchat import names
 from medchat.errors import InputError
 from medchat.kb import KnowledgeBase
 
-DIAGNOSE_STEPS = 3  # precautions quoted in a diagnose reply; describe/precautions replies quote them all
+DIAGNOSE_STEPS = 2  # precautions quoted in a diagnose reply; describe/precautions replies quote them all
+DIAGNOSE_OPENING = "It sounds most like"
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,10 @@ def _steps(precautions: list[str], limit: int | None = None) -> str:
 
 
 def diagnose_reply(kb: KnowledgeBase, disease: str, policy: Policy) -> str:
-    parts = [policy.emergency] if disease in names.EMERGENCY_DISEASES else []
-    parts += [f"It sounds most like {disease}.", first_sentence(kb.descriptions[disease])]
+    parts = [f"{DIAGNOSE_OPENING} {disease}."]
+    if disease in names.EMERGENCY_DISEASES:
+        parts.append(policy.emergency)
+    parts.append(first_sentence(kb.descriptions[disease]))
     steps = kb.safe_precautions(disease)
     if steps:
         parts.append(f"Helpful steps: {_steps(steps, DIAGNOSE_STEPS)}.")

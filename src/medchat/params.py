@@ -39,7 +39,7 @@ class CleanParams:
 @dataclass(frozen=True)
 class AugmentParams:
     # Examples generated per disease and task: equal counts keep the classes balanced.
-    per_disease: dict[str, int] = spec({"diagnose": 60, "describe": 6, "precautions": 6})
+    per_disease: dict[str, int] = spec({"diagnose": 100, "describe": 6, "precautions": 6})
     partial_share: float = spec(0.35, min=0.0, max=1.0,
                                 help="share of diagnose examples built from 1-3 symptoms")
     max_partial_size: int = spec(3, min=1, max=6)
@@ -56,11 +56,100 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    name: str = spec("scratch", help='"scratch" (a small GPT-2 built from config) or a Hugging Face id / local path')
+    # The rest sizes the scratch model and its tokenizer; a pretrained model ignores them.
+    vocab_size: int = spec(2048, min=300, max=100000)
+    n_layer: int = spec(2, min=1, max=48)
+    n_embd: int = spec(128, min=16, max=4096)
+    n_head: int = spec(4, min=1, max=64)
+    n_positions: int = spec(256, min=32, max=8192)
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise InputError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}", key="n_head",
+                             fix="choose n_head dividing n_embd")
+
+
+@dataclass(frozen=True)
+class TrainerParams:
+    """TrainingArguments keys, named as the library names them (and as the seed's config did)."""
+
+    tasks: list[str] = spec(["diagnose"], help="tasks of the split used for training")
+    num_train_epochs: float = spec(4.0, min=0.01, max=1000)
+    per_device_train_batch_size: int = spec(16, min=1, max=4096)
+    per_device_eval_batch_size: int = spec(64, min=1, max=4096)
+    gradient_accumulation_steps: int = spec(1, min=1, max=1024)
+    learning_rate: float = spec(1e-2, min=0.0, max=1.0)
+    warmup_steps: int = spec(50, min=0)
+    weight_decay: float = spec(0.01, min=0.0, max=1.0)
+    lr_scheduler_type: str = spec("linear", choices=("linear", "cosine", "constant", "constant_with_warmup"))
+    eval_steps: int = spec(180, min=1)
+    save_steps: int = spec(180, min=1)
+    logging_steps: int = spec(10, min=1)
+    save_total_limit: int = spec(2, min=1)
+    load_best_model_at_end: bool = spec(True)
+    metric_for_best_model: str = spec("eval_loss", choices=("eval_loss", "eval_disease_accuracy"))
+    early_stopping_patience: int = spec(3, min=0, help="evaluations without improvement; 0 turns it off")
+    report_to: list[str] = spec([], help="extra trackers beside dvclive: tensorboard, mlflow, wandb")
+    accuracy_samples: int = spec(48, min=0, help="validation examples generated at each evaluation")
+
+    def __post_init__(self) -> None:
+        for i, task in enumerate(self.tasks):
+            if task not in TASKS:
+                raise InputError(f"unknown task {task!r}", key=f"tasks[{i}]", fix=f"tasks are {', '.join(TASKS)}")
+        for i, tracker in enumerate(self.report_to):
+            if tracker not in TRACKERS:
+                raise InputError(f"unknown tracker {tracker!r}", key=f"report_to[{i}]", fix=f"choose from {', '.join(TRACKERS)}")
+        if self.early_stopping_patience and not self.load_best_model_at_end:
+            raise InputError("early stopping needs load_best_model_at_end: true", key="early_stopping_patience",
+                             fix="set load_best_model_at_end: true or early_stopping_patience: 0")
+        if self.load_best_model_at_end and self.save_steps % self.eval_steps:
+            raise InputError("save_steps must be a multiple of eval_steps with load_best_model_at_end",
+                             key="save_steps", fix=f"use a multiple of {self.eval_steps}")
+
+
+@dataclass(frozen=True)
+class TrainParams(TrainerParams):
+    dropout: float = spec(0.0, min=0.0, max=0.9)
+    max_length: int = spec(256, min=16, max=8192, help="tokens per example (tokenize truncates longer ones)")
+
+
+@dataclass(frozen=True)
+class FinetuneParams(TrainerParams):
+    tasks: list[str] = spec(["describe", "precautions"])
+    replay_share: float = spec(0.5, min=0.0, max=0.95, help="share of the finetune set that replays diagnose examples")
+    layer_groups: int = spec(3, min=1, max=64, help="groups unfrozen one per epoch, top first (ULMFiT)")
+    num_train_epochs: float = spec(2.0, min=0.01, max=1000)
+    learning_rate: float = spec(1e-3, min=0.0, max=1.0)
+    warmup_steps: int = spec(0, min=0)
+    eval_steps: int = spec(50, min=1)
+    save_steps: int = spec(50, min=1)
+    early_stopping_patience: int = spec(0, min=0)
+    metric_for_best_model: str = spec("eval_loss", choices=("eval_loss", "eval_disease_accuracy"))
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    max_new_tokens: int = spec(160, min=1, max=2048)
+    batch_size: int = spec(64, min=1, max=4096)
+    rank_candidates: bool = spec(True, help="score all diseases by likelihood for top-3 accuracy")
+    latency_samples: int = spec(16, min=0, help="replies generated one at a time to measure latency")
+    baseline_c: float = spec(10.0, min=1e-6, help="inverse regularisation of the TF-IDF + logistic regression baseline")
+    ship: str = spec("best", choices=("best", "train", "finetune"),
+                     help="model packaged as models/chatbot; best = higher full-symptom test accuracy")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = spec(42, min=0)
     clean: CleanParams = field(default_factory=CleanParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     split: SplitParams = field(default_factory=SplitParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
     def __post_init__(self) -> None:
         if self.split.folds and self.split.fold >= self.split.folds:
@@ -79,6 +168,7 @@ class Params:
 
 
 TASKS = ("diagnose", "describe", "precautions")
+TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -129,7 +219,12 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
             values[name] = _build(kind, raw[name], f"{path}.")
         else:
             values[name] = _check(raw[name], kind, path, f.metadata)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except InputError as exc:  # cross-field checks name keys relative to their section
+        if prefix and exc.key and not exc.key.startswith(prefix):
+            raise InputError(exc.what, key=prefix + exc.key, fix=exc.fix) from None
+        raise
 
 
 def _check(value: Any, kind: Any, path: str, meta: Any) -> Any:

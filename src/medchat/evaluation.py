@@ -1,0 +1,86 @@
+"""Evaluating models on the test split: the LMs (generation) and the baseline, on the same rows."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from medchat import names
+from medchat.dialogue import DIAGNOSE_OPENING
+from medchat.scoring import classification, parse_disease, percentile, text_overlap
+
+SLICES = ("full", "partial")  # diagnose inputs: a whole symptom set, or 1-3 of its symptoms
+
+
+def _slice(row: dict) -> str:
+    return "partial" if row.get("partial") else "full"
+
+
+def evaluate_lm(chat: Any, rows: list[dict], rank: bool, latency_samples: int) -> tuple[dict, list[dict]]:
+    """Metrics for one model and its per-example predictions."""
+    from medchat.inference import Generation, rank_continuations
+
+    # Generate task by task: a batched generate runs until its longest reply ends, so mixing short diagnose
+    # replies with long descriptions in one batch would make every diagnose reply pay for the longest.
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["task"], i))
+    generated = chat.generate([rows[i]["user"] for i in order])
+    replies = [""] * len(rows)
+    for i, reply in zip(order, generated.replies):
+        replies[i] = reply
+    generation = Generation(replies, generated.seconds, generated.new_tokens)
+    predicted = [parse_disease(reply) for reply in generation.replies]
+    diagnose = [i for i, r in enumerate(rows) if r["task"] == "diagnose"]
+    ranked: dict[int, list[str]] = {}
+    if rank and diagnose:
+        for i, order in zip(diagnose, rank_continuations(chat, [rows[i]["user"] for i in diagnose],
+                                                         DIAGNOSE_OPENING, list(names.DISEASES))):
+            ranked[i] = order[:3]
+    metrics: dict[str, Any] = {}
+    for name in SLICES:
+        chosen = [i for i in diagnose if _slice(rows[i]) == name]
+        metrics[name] = {
+            **classification([rows[i]["disease"] for i in chosen], [predicted[i] for i in chosen],
+                             [ranked[i] for i in chosen] if ranked else None),
+            **text_overlap([rows[i]["reply"] for i in chosen], [generation.replies[i] for i in chosen]),
+        }
+    for task in ("describe", "precautions"):
+        chosen = [i for i, r in enumerate(rows) if r["task"] == task]
+        if chosen:
+            metrics[task] = {
+                "n": len(chosen),
+                "names_disease": round(sum(predicted[i] == rows[i]["disease"] for i in chosen) / len(chosen), 4),
+                **text_overlap([rows[i]["reply"] for i in chosen], [generation.replies[i] for i in chosen]),
+            }
+    metrics["perplexity"] = round(chat.perplexity([(r["user"], r["reply"]) for r in rows]), 4)
+    metrics["tokens_per_s"] = round(generation.new_tokens / generation.seconds, 1)
+    metrics["latency_ms"] = _latency(chat, [r["user"] for r in rows[:latency_samples]])
+    predictions = [{"id": r["id"], "task": r["task"], "partial": bool(r.get("partial")), "disease": r["disease"],
+                    "predicted": predicted[i], "top3": ranked.get(i), "reply": generation.replies[i]}
+                   for i, r in enumerate(rows)]
+    return metrics, predictions
+
+
+def _latency(chat: Any, users: list[str]) -> dict:
+    """Per-reply response time with one request at a time (what a chat user waits)."""
+    if not users:
+        return {}
+    from medchat.inference import ChatModel
+
+    single = ChatModel(chat.model, chat.tokenizer, chat.max_new_tokens, batch_size=1)
+    times = []
+    for user in users:
+        started = time.perf_counter()
+        single.generate([user])
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50": round(percentile(times, 50), 1), "p95": round(percentile(times, 95), 1)}
+
+
+def evaluate_baseline(baseline: Any, rows: list[dict]) -> tuple[dict, list[dict]]:
+    diagnose = [r for r in rows if r["task"] == "diagnose"]
+    ranked = baseline.rank([r["user"] for r in diagnose]) if diagnose else []
+    metrics = {}
+    for name in SLICES:
+        chosen = [(r, k) for r, k in zip(diagnose, ranked) if _slice(r) == name]
+        metrics[name] = classification([r["disease"] for r, _ in chosen], [k[0] for _, k in chosen], [k for _, k in chosen])
+    predictions = [{"id": r["id"], "disease": r["disease"], "predicted": k[0], "top3": k} for r, k in zip(diagnose, ranked)]
+    return metrics, predictions

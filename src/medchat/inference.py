@@ -1,0 +1,153 @@
+"""Generation and scoring with a trained model: batched, KV-cached, left-padded. Imports torch."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from medchat.tokenization import prompt_ids, reply_ids
+
+
+@dataclass
+class Generation:
+    replies: list[str]
+    seconds: float
+    new_tokens: int
+
+
+class ChatModel:
+    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 160, batch_size: int = 64):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    @property
+    def max_positions(self) -> int | None:
+        """Longest sequence the model can read (GPT-2 style models have a fixed position table)."""
+        return getattr(self.model.config, "max_position_embeddings", None) or getattr(self.model.config, "n_positions", None)
+
+    def _fit(self, prompt: list[int], answer: list[int]) -> tuple[list[int], list[int]]:
+        """Cut the prompt from the left (and, if it alone is too long, the answer from the right)
+        so that prompt + answer fits the position table."""
+        limit = self.max_positions
+        if limit is None or len(prompt) + len(answer) <= limit:
+            return prompt, answer
+        answer = answer[: limit - 1]
+        return prompt[len(prompt) - (limit - len(answer)):], answer
+
+    @classmethod
+    def load(cls, model_dir, **kwargs) -> ChatModel:
+        from medchat.modeling import load_trained
+
+        return cls(*load_trained(model_dir), **kwargs)
+
+    def _pad_left(self, sequences: list[list[int]]) -> tuple[Any, Any]:
+        import torch
+
+        width = max(map(len, sequences))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=self.model.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=self.model.device)
+        return ids, mask
+
+    def generate(self, users: list[str]) -> Generation:
+        """Greedy replies, in input order."""
+        import torch
+
+        replies: list[str] = []
+        new_tokens = 0
+        started = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        limit = self.max_positions
+        with torch.inference_mode():
+            for start in range(0, len(users), self.batch_size):
+                prompts = [prompt_ids(self.tokenizer, u) for u in users[start:start + self.batch_size]]
+                budget = self.max_new_tokens
+                if limit:  # never run past the position table (scratch models are short)
+                    prompts = [p[-(limit - 1):] for p in prompts]
+                    budget = max(1, min(budget, limit - max(map(len, prompts))))
+                ids, mask = self._pad_left(prompts)
+                out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=budget,
+                                          do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+                                          eos_token_id=self.tokenizer.eos_token_id)
+                for row in out[:, ids.shape[1]:].tolist():
+                    if self.tokenizer.eos_token_id in row:
+                        row = row[: row.index(self.tokenizer.eos_token_id)]
+                    row = [t for t in row if t != self.tokenizer.pad_token_id]
+                    new_tokens += len(row)
+                    replies.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        self.model.train(was_training)
+        return Generation(replies, time.perf_counter() - started, new_tokens)
+
+    def sequence_logprobs(self, pairs: list[tuple[str, str]], whole_turn: bool = True) -> list[tuple[float, int]]:
+        """(sum of log-probs, token count) of each reply given its user text, teacher-forced.
+
+        With whole_turn the reply includes its end-of-turn token(s); without, it is scored as the
+        start of a reply (used to rank candidate openings)."""
+        import torch
+
+        results = []
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(pairs), self.batch_size):
+                batch = pairs[start:start + self.batch_size]
+                prompts = [prompt_ids(self.tokenizer, u) for u, _ in batch]
+                answers = [reply_ids(self.tokenizer, u, r) if whole_turn
+                           else self.tokenizer(r, add_special_tokens=False)["input_ids"] for u, r in batch]
+                prompts, answers = map(list, zip(*(self._fit(p, a) for p, a in zip(prompts, answers))))
+                ids, mask = self._pad_left([p + a for p, a in zip(prompts, answers)])
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+                logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+                gathered = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+                width = ids.shape[1]
+                for row, answer in enumerate(answers):
+                    # the reply is the last len(answer) tokens; token t is predicted at position t-1
+                    scores = gathered[row, width - 1 - len(answer):]
+                    results.append((float(scores.sum()), len(answer)))
+        return results
+
+    def rank(self, user: str, candidates: dict[str, str]) -> list[str]:
+        """Candidate keys sorted by the likelihood of their reply text, most likely first."""
+        keys = list(candidates)
+        scores = self.sequence_logprobs([(user, candidates[k]) for k in keys], whole_turn=False)
+        return [k for _, k in sorted(zip((s for s, _ in scores), keys), key=lambda t: -t[0])]
+
+    def perplexity(self, pairs: list[tuple[str, str]]) -> float:
+        scores = self.sequence_logprobs(pairs)
+        return math.exp(-sum(s for s, _ in scores) / max(1, sum(n for _, n in scores)))
+
+
+def rank_continuations(chat: ChatModel, users: list[str], prefix: str, candidates: list[str]) -> list[list[str]]:
+    """For each user text, `candidates` sorted by log P(" <candidate>." | prompt + prefix), best first.
+
+    The prompt and shared prefix run once per user; the KV cache is then repeated for all candidates,
+    so ranking 41 diseases costs about one short batched forward pass per user."""
+    import torch
+
+    tok, model = chat.tokenizer, chat.model
+    endings = [tok(f" {c}.", add_special_tokens=False)["input_ids"] for c in candidates]
+    width = max(map(len, endings))
+    padded = torch.tensor([e + [tok.pad_token_id] * (width - len(e)) for e in endings], device=model.device)
+    valid = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in endings], device=model.device)
+    model.eval()
+    # transformers >= 5.x names the argument `cache`; older releases `past_key_values`
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    ranked = []
+    with torch.inference_mode():
+        for user in users:
+            context = prompt_ids(tok, user) + tok(prefix, add_special_tokens=False)["input_ids"]
+            context, _ = chat._fit(context, [0] * width)
+            first = model(input_ids=torch.tensor([context], device=model.device), use_cache=True)
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(len(candidates))
+            mask = torch.cat([torch.ones(len(candidates), len(context), dtype=valid.dtype, device=model.device), valid], 1)
+            logits = model(input_ids=padded, attention_mask=mask, **{cache_arg: cache}).logits
+            logprobs = torch.log_softmax(torch.cat([first.logits[:, -1:].expand(len(candidates), -1, -1),
+                                                    logits[:, :-1]], 1).float(), -1)
+            token_scores = logprobs.gather(-1, padded.unsqueeze(-1)).squeeze(-1) * valid
+            order = token_scores.sum(1).argsort(descending=True).tolist()
+            ranked.append([candidates[i] for i in order])
+    return ranked

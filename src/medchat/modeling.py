@@ -1,0 +1,68 @@
+"""Build the scratch GPT-2 or load a pretrained causal LM, matched to our tokenizer. Imports torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medchat.errors import InputError
+from medchat.params import ModelParams
+from medchat.tokenization import SCRATCH
+
+DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout", "hidden_dropout")
+
+
+def build_model(params: ModelParams, tokenizer: Any, dropout: float) -> Any:
+    """A causal LM whose embedding table covers the tokenizer, with pad/eos ids taken from it."""
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    if params.name == SCRATCH:
+        config = GPT2Config(vocab_size=len(tokenizer), n_positions=params.n_positions, n_embd=params.n_embd,
+                            n_layer=params.n_layer, n_head=params.n_head, resid_pdrop=dropout, embd_pdrop=dropout,
+                            attn_pdrop=dropout, bos_token_id=tokenizer.eos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        return GPT2LMHeadModel(config)
+    overrides = {}
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(params.name)
+        overrides = {k: dropout for k in DROPOUT_KEYS if isinstance(getattr(config, k, None), float)}
+        model = AutoModelForCausalLM.from_pretrained(params.name, **overrides)  # trust_remote_code never set
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load model {params.name!r}: {str(exc).splitlines()[0]}", key="model.name",
+                         fix='use "scratch", a local model folder, or a Hub id already in the local cache') from None
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        # New rows (our pad token) start at the mean of the existing embeddings.
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def load_trained(model_dir: str | Path) -> tuple[Any, Any]:
+    """A model saved by train or finetune (safetensors only) and its tokenizer, ready for inference."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InputError("model folder not found", file=str(model_dir), fix="run `dvc repro` or pass --model")
+    has_weights = (model_dir / "model.safetensors").exists() or any(model_dir.glob("model-*.safetensors"))
+    for required, present in (("config.json", (model_dir / "config.json").exists()), ("model.safetensors", has_weights)):
+        if not present:
+            raise InputError(f"not a trained model folder: {required} is missing", file=str(model_dir),
+                             fix="point --model at models/train, models/finetune or models/chatbot")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the model: {str(exc).splitlines()[0]}", file=str(model_dir)) from None
+    model.eval()
+    return model, tokenizer
+
+
+def count_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())

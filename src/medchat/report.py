@@ -1,0 +1,109 @@
+"""Markdown for people: the A/B report and the model card. Pure string building from metrics dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROWS = [  # (label, path into a model's metrics)
+    ("full-symptom accuracy", ("full", "accuracy")),
+    ("full-symptom macro-F1", ("full", "macro_f1")),
+    ("full-symptom top-3", ("full", "top3")),
+    ("partial (1-3 symptoms) accuracy", ("partial", "accuracy")),
+    ("partial macro-F1", ("partial", "macro_f1")),
+    ("partial top-3", ("partial", "top3")),
+    ("diagnose BLEU (full)", ("full", "bleu")),
+    ("diagnose ROUGE-L (full)", ("full", "rougeL")),
+    ("describe BLEU", ("describe", "bleu")),
+    ("describe ROUGE-L", ("describe", "rougeL")),
+    ("precautions BLEU", ("precautions", "bleu")),
+    ("precautions ROUGE-L", ("precautions", "rougeL")),
+    ("perplexity (test replies)", ("perplexity",)),
+    ("latency p50 ms (one reply)", ("latency_ms", "p50")),
+    ("latency p95 ms (one reply)", ("latency_ms", "p95")),
+    ("generated tokens/s (batched)", ("tokens_per_s",)),
+]
+
+
+def _get(metrics: dict, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(metrics, dict) or key not in metrics:
+            return None
+        metrics = metrics[key]
+    return metrics
+
+
+def metrics_table(results: dict[str, dict]) -> str:
+    columns = [c for c in results if isinstance(results[c], dict)]
+    lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for label, path in ROWS:
+        values = [_get(results[c], path) for c in columns]
+        if all(v is None for v in values):
+            continue
+        lines.append(f"| {label} | " + " | ".join("–" if v is None else f"{v:g}" for v in values) + " |")
+    return "\n".join(lines)
+
+
+def evaluation_report(results: dict[str, dict], counts: dict[str, int], shipped: str) -> str:
+    return "\n".join([
+        "# Evaluation report",
+        "",
+        "Test split: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + ". `train` is the model after the "
+        "train stage, `finetune` after gradual-unfreezing fine-tuning; `baseline` is TF-IDF + logistic "
+        "regression on the user text. Disease accuracy parses the first disease named in the generated reply; "
+        "top-3 ranks all 41 diseases by the likelihood of the reply's opening sentence.",
+        "",
+        metrics_table(results),
+        "",
+        f"Packaged as `models/chatbot`: the `{shipped}` model.",
+        "",
+    ])
+
+
+def model_card(results: dict[str, dict], base_model: str, counts: dict[str, int], shipped: str) -> str:
+    return "\n".join([
+        "---",
+        "license: mit",
+        "language: en",
+        "pipeline_tag: text-generation",
+        "tags: [medical, dialogue, dvc]",
+        "---",
+        "",
+        "# medchat chatbot model",
+        "",
+        f"A causal language model (base: `{base_model}`) trained by the medchat DVC pipeline to answer "
+        "symptom descriptions and questions about 41 common conditions: it names the likely condition, "
+        "explains it briefly, lists self-care precautions and refers the user to a clinician.",
+        "",
+        "## Safety notice",
+        "",
+        "**This model is not a medical device and must not be used to diagnose or treat anyone.** It knows "
+        "41 conditions from a small knowledge base; it will name one of them even when the true cause is "
+        "something else. It is trained never to name medicines or doses and to refer every user to a "
+        "clinician, but generated text can be wrong. Anyone with chest pain, trouble breathing, sudden "
+        "weakness, confusion or other alarming symptoms should call their local emergency number.",
+        "",
+        "## Intended use",
+        "",
+        "Research and teaching: a reference for building, tracking and evaluating a small dialogue model with "
+        "DVC. Not for use with real patients.",
+        "",
+        "## Limitations",
+        "",
+        "- Closed world: only the 41 conditions of the knowledge base; no notion of \"none of these\".",
+        "- Trained on templated English dialogue; unusual phrasing, other languages and long histories degrade it.",
+        "- Symptom–disease associations come from a public dataset of uneven clinical quality.",
+        "- No memory of earlier turns; no age, sex, pregnancy or medication history is taken into account.",
+        "",
+        "## Evaluation (held-out test split)",
+        "",
+        f"This folder holds the `{shipped}` model. Test split: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + ".",
+        "",
+        metrics_table(results),
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "medchat ask --model models/chatbot \"I have itchy skin and a red rash that keeps spreading\"",
+        "```",
+        "",
+    ])

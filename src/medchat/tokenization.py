@@ -1,0 +1,122 @@
+"""Tokenizers and the dialogue token format. Imports transformers' tokenizer classes only (never torch).
+
+Format: the tokenizer's chat template when it has one; otherwise DialoGPT's, where each turn ends
+with the EOS token. Padding always uses a dedicated pad token: if pad were EOS, the collator would
+mask every EOS label and the model would never learn to stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from medchat.errors import InputError
+
+SCRATCH = "scratch"
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+IGNORE_INDEX = -100  # label value the loss skips
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, seed_texts: Iterable[str] = ()) -> Any:
+    """A byte-level BPE tokenizer (GPT-2 style) trained on our corpus: small vocabulary, no unknown tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator([*texts, *seed_texts], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, bos_token=EOS, pad_token=PAD,
+                                   model_max_length=1_000_000)
+
+
+def load_pretrained_tokenizer(name: str) -> Any:
+    """The tokenizer of a Hub id or local path, given a dedicated pad token if it lacks one."""
+    from transformers import AutoTokenizer
+
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
+        raise InputError(f"local model folder {name!r} not found", key="model.name",
+                         fix='use "scratch", an existing folder, or a Hub id')
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)  # trust_remote_code is never set
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load a tokenizer for {name!r}: {str(exc).splitlines()[0]}", key="model.name",
+                         fix='use "scratch", a local model folder, or a Hub id already in the local cache') from None
+    if tokenizer.eos_token is None:
+        raise InputError(f"tokenizer of {name!r} has no EOS token", key="model.name")
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        tokenizer.add_special_tokens({"pad_token": PAD})
+    return tokenizer
+
+
+def prompt_ids(tokenizer: Any, user: str) -> list[int]:
+    """Token ids of the user turn, ending where the assistant's reply begins."""
+    if tokenizer.chat_template:
+        return list(tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=True,
+                                                  add_generation_prompt=True, return_dict=False))
+    return tokenizer(user, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def reply_ids(tokenizer: Any, user: str, reply: str) -> list[int]:
+    """Token ids of the assistant's reply, including its end-of-turn token(s)."""
+    if tokenizer.chat_template:
+        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+        full = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))
+        prompt = prompt_ids(tokenizer, user)
+        if full[: len(prompt)] != prompt:
+            raise InputError("the chat template does not extend the prompt with the reply", key="model.name",
+                             fix="use a model whose chat template renders turns incrementally")
+        return full[len(prompt):]
+    return tokenizer(reply, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def encode(tokenizer: Any, user: str, reply: str, max_length: int) -> tuple[dict[str, list[int]], bool]:
+    """input_ids and labels (the user turn masked), truncated to max_length; and whether it was truncated."""
+    prompt = prompt_ids(tokenizer, user)
+    answer = reply_ids(tokenizer, user, reply)
+    ids = (prompt + answer)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt) + answer)[:max_length]
+    return {"input_ids": ids, "labels": labels}, len(prompt) + len(answer) > max_length
+
+
+def save_tokenizer(tokenizer: Any, path: Path) -> None:
+    tokenizer.save_pretrained(str(path))
+
+
+def load_saved_tokenizer(path: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    if not Path(path).is_dir():
+        raise InputError("tokenizer folder not found", file=str(path), fix="run `dvc repro tokenize` first")
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def encode_rows(tokenizer: Any, rows: list[dict], max_length: int) -> tuple[dict[str, list], dict]:
+    """Columns for a datasets.Dataset (token ids plus the fields train/evaluate filter on) and length stats."""
+    columns: dict[str, list] = {k: [] for k in ("input_ids", "labels", "id", "task", "disease", "partial")}
+    lengths, truncated, dropped = [], 0, 0
+    for row in rows:
+        encoded, cut = encode(tokenizer, row["user"], row["reply"], max_length)
+        if all(label == IGNORE_INDEX for label in encoded["labels"]):
+            dropped += 1  # the prompt alone fills max_length: nothing left to learn from
+            continue
+        truncated += cut
+        lengths.append(len(prompt_ids(tokenizer, row["user"])) + len(reply_ids(tokenizer, row["user"], row["reply"])))
+        for key in ("input_ids", "labels"):
+            columns[key].append(encoded[key])
+        for key in ("id", "task", "disease"):
+            columns[key].append(row[key])
+        columns["partial"].append(bool(row.get("partial", False)))
+    ordered = sorted(lengths)
+    stats = {
+        "examples": len(lengths),
+        "tokens_mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
+        "tokens_p95": ordered[max(0, -(-95 * len(ordered) // 100) - 1)] if ordered else 0,
+        "tokens_max": ordered[-1] if ordered else 0,
+        "truncated": truncated,
+        "dropped_prompt_too_long": dropped,
+    }
+    return columns, stats

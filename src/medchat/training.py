@@ -1,0 +1,185 @@
+"""Trainer assembly: arguments from params, dynamic-padding collator, dvclive, early stopping,
+validation disease accuracy, and ULMFiT-style gradual unfreezing. Imports torch and transformers."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import (DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer, TrainerCallback,
+                          TrainingArguments)
+from transformers.integrations import DVCLiveCallback
+
+from medchat.params import TrainerParams
+from medchat.tokenization import IGNORE_INDEX
+
+CHECKPOINTS = "checkpoints"
+
+
+def quiet_progress() -> None:
+    """No progress bars in stage logs (dvc repro output stays readable); Trainer still prints its logs."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+class ChatTrainer(Trainer):
+    """A Trainer whose evaluation logs also carry validation disease accuracy from real generation.
+
+    Adding it in `log` (rather than a callback's on_evaluate) puts it in the same log record as
+    eval_loss, so dvclive writes both at the same step and best-model selection can use it."""
+
+    def __init__(self, *args, accuracy_probe: Callable[[Any], float] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.accuracy_probe = accuracy_probe
+        self._accuracy: float | None = None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.accuracy_probe is not None and "eval_loss" in logs:
+            self._accuracy = self.accuracy_probe(self.model)
+            logs = {**logs, "eval_disease_accuracy": self._accuracy}
+        super().log(logs, start_time)
+
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        metrics = super().evaluate(*args, **kwargs)  # calls log(), which measured the accuracy
+        if self._accuracy is not None:
+            metrics["eval_disease_accuracy"] = self._accuracy  # so metric_for_best_model can use it
+        return metrics
+
+
+def layer_groups(model: Any, n_groups: int) -> list[list[Any]]:
+    """Parameters in groups from the top of the network down: [final norm/head + top blocks, ..., embeddings].
+
+    Works for any decoder whose blocks sit in one ModuleList of `num_hidden_layers` modules."""
+    import torch
+
+    n_layers = model.config.num_hidden_layers
+    blocks = next((m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers), None)
+    if blocks is None:
+        raise ValueError(f"cannot find the {n_layers} decoder blocks of {type(model).__name__}")
+    in_block = {id(p): i for i, block in enumerate(blocks) for p in block.parameters()}
+    named = list(model.named_parameters())
+    first_block_at = next(i for i, (_, p) in enumerate(named) if id(p) in in_block)
+    bottom = [p for i, (_, p) in enumerate(named) if id(p) not in in_block and i < first_block_at]
+    top = [p for i, (_, p) in enumerate(named) if id(p) not in in_block and i > first_block_at]
+    n_chunks = max(1, min(n_groups - 1, n_layers))
+    bounds = [round(n_layers * k / n_chunks) for k in range(n_chunks + 1)]
+    chunks = [[p for b in range(lo, hi) for p in blocks[b].parameters()] for lo, hi in zip(bounds, bounds[1:])]
+    groups = [top + chunks[-1], *reversed(chunks[:-1])]
+    if n_groups == 1:
+        return [top + [p for c in chunks for p in c] + bottom]
+    return [*groups, bottom]
+
+
+class GradualUnfreezing(TrainerCallback):
+    """Epoch k trains the top k+1 groups (ULMFiT). The optimizer is built before training begins,
+    from parameters that require grad at that moment, so every parameter must still be trainable
+    when the Trainer creates it; we freeze only at the first epoch. Frozen parameters get no grad,
+    and torch optimizers skip parameters whose grad is None, so their weights and moments stay put."""
+
+    def __init__(self, groups: list[list[Any]]):
+        self.groups = groups
+        self.epochs_started = 0
+        self.history: list[int] = []  # trainable groups at each epoch, for the metrics and tests
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.epochs_started += 1
+        active = min(self.epochs_started, len(self.groups))
+        for i, group in enumerate(self.groups):
+            for p in group:
+                p.requires_grad_(i < active)
+                if i >= active:
+                    p.grad = None
+        self.history.append(active)
+
+
+def training_arguments(p: TrainerParams, output_dir: Path, seed: int) -> TrainingArguments:
+    for tracker, variable, value in (("mlflow", "MLFLOW_TRACKING_URI", "file:./mlruns"), ("wandb", "WANDB_MODE", "offline")):
+        if tracker in p.report_to:
+            os.environ.setdefault(variable, value)  # local store / offline mode: never a network service by default
+    # transformers 5 always saves safetensors; the old names (evaluation_strategy, no_cuda, ...) are gone.
+    return TrainingArguments(
+        output_dir=str(output_dir), seed=seed, data_seed=seed,
+        num_train_epochs=p.num_train_epochs, per_device_train_batch_size=p.per_device_train_batch_size,
+        per_device_eval_batch_size=p.per_device_eval_batch_size,
+        gradient_accumulation_steps=p.gradient_accumulation_steps, learning_rate=p.learning_rate,
+        warmup_steps=p.warmup_steps, weight_decay=p.weight_decay, lr_scheduler_type=p.lr_scheduler_type,
+        eval_strategy="steps", eval_steps=p.eval_steps, save_strategy="steps", save_steps=p.save_steps,
+        logging_strategy="steps", logging_steps=p.logging_steps, logging_first_step=True,
+        save_total_limit=p.save_total_limit, load_best_model_at_end=p.load_best_model_at_end,
+        metric_for_best_model=p.metric_for_best_model,
+        greater_is_better=p.metric_for_best_model != "eval_loss",
+        report_to=list(p.report_to) or "none", disable_tqdm=True, dataloader_num_workers=0,
+        # Batches of similar length waste little on padding (dynamic padding pads to the longest in a batch).
+        train_sampling_strategy="random", dataloader_pin_memory=False,
+    )
+
+
+def accuracy_probe(tokenizer: Any, examples: list[dict], samples: int, seed: int,
+                   max_new_tokens: int = 64) -> Callable[[Any], float] | None:
+    """Generate replies for a fixed, seeded sample of validation diagnose examples; return the share
+    whose parsed disease is right. Short generations suffice: the disease is named in the first sentences."""
+    from medchat.inference import ChatModel
+    from medchat.scoring import parse_disease
+
+    pool = [e for e in examples if e["task"] == "diagnose"]
+    if not samples or not pool:
+        return None
+    chosen = random.Random(seed).sample(pool, min(samples, len(pool)))
+
+    def probe(model: Any) -> float:
+        replies = ChatModel(model, tokenizer, max_new_tokens=max_new_tokens).generate([e["user"] for e in chosen]).replies
+        return round(sum(parse_disease(r) == e["disease"] for r, e in zip(replies, chosen)) / len(chosen), 4)
+
+    return probe
+
+
+def make_live(plots_dir: Path) -> Any:
+    from dvclive import Live
+
+    # dvcyaml=False: dvc.yaml declares our metrics and plots; dvclive must not rewrite it.
+    return Live(dir=str(plots_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+
+
+def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerParams, out_dir: Path,
+        plots_dir: Path, seed: int, probe: Callable[[Any], float] | None = None,
+        callbacks: list[TrainerCallback] = ()) -> dict:
+    """Train, keep the best model (by metric_for_best_model), save it as safetensors with its tokenizer
+    in `out_dir`, and return a small summary for metrics/<stage>.json."""
+    from transformers import set_seed
+
+    set_seed(seed)
+    collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+    every = [DVCLiveCallback(live=make_live(plots_dir)), *callbacks]
+    if p.early_stopping_patience:
+        every.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
+    trainer = ChatTrainer(model=model, args=training_arguments(p, out_dir / CHECKPOINTS, seed),
+                          train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
+                          processing_class=tokenizer, callbacks=every, accuracy_probe=probe)
+    result = trainer.train()
+    final = trainer.evaluate()  # the kept (best) model, logged as the last point of the curves
+    trainer.save_model(str(out_dir))
+    # Trainer also pickles TrainingArguments; our model folders hold no pickles (params.yaml records the config).
+    (out_dir / "training_args.bin").unlink(missing_ok=True)
+    shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)  # the kept model is saved; checkpoints were for recovery
+    # dvclive records all ~100 TrainingArguments here; params.yaml already holds ours, and a second
+    # params file would only clutter the committed plots folder.
+    (plots_dir / "params.yaml").unlink(missing_ok=True)
+    history = trainer.state.log_history
+    return {
+        "train_loss": round(result.training_loss, 4),
+        "eval_loss": round(final["eval_loss"], 4),
+        "eval_disease_accuracy": final.get("eval_disease_accuracy"),
+        "best_checkpoint_step": int(str(trainer.state.best_model_checkpoint or "-0").rsplit("-", 1)[-1] or 0),
+        "steps": trainer.state.global_step,
+        "epochs": round(trainer.state.epoch or 0, 2),
+        "runtime_s": round(result.metrics["train_runtime"], 1),
+        "train_examples": len(train_set),
+        "evaluations": sum("eval_loss" in h for h in history),
+    }

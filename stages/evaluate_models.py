@@ -1,0 +1,72 @@
+"""evaluate: baseline, train and finetune models on the test split; report, confusion plot, packaged chatbot.
+
+(Not named evaluate.py: a script directory comes first on sys.path, and that name would shadow the
+Hugging Face `evaluate` package for anything that probes for it.)"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+from medchat.artifacts import atomic_dir, atomic_file, read_jsonl, write_json, write_jsonl
+from medchat.errors import InputError
+from medchat.params import load_params
+
+SPLIT_DIR = "data/split"
+MODELS = {"train": "models/train", "finetune": "models/finetune"}
+CHATBOT, PREDICTIONS = "models/chatbot", "data/evaluate/predictions.jsonl"
+METRICS, REPORT, CONFUSION = "metrics/evaluate.json", "metrics/report.md", "plots/evaluate/confusion.json"
+
+
+def main() -> int:
+    from medchat.baseline import Baseline
+    from medchat.evaluation import evaluate_baseline, evaluate_lm
+    from medchat.inference import ChatModel
+    from medchat.report import evaluation_report, model_card
+    from medchat.training import quiet_progress
+
+    quiet_progress()
+    try:
+        params = load_params()
+        e = params.evaluate
+        train_rows = read_jsonl(f"{SPLIT_DIR}/train.jsonl")
+        test_rows = read_jsonl(f"{SPLIT_DIR}/test.jsonl")
+        chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
+                 for name, path in MODELS.items()}
+    except InputError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    diagnose_train = [r for r in train_rows if r["task"] == "diagnose"]
+    baseline = Baseline.fit([r["user"] for r in diagnose_train], [r["disease"] for r in diagnose_train],
+                            e.baseline_c, params.seed)
+    results, predictions = {}, []
+    results["baseline"], rows = evaluate_baseline(baseline, test_rows)
+    predictions += [{"model": "baseline", **r} for r in rows]
+    for name, chat in chats.items():
+        results[name], rows = evaluate_lm(chat, test_rows, e.rank_candidates, e.latency_samples)
+        predictions += [{"model": name, **r} for r in rows]
+        print(f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "
+              f"partial {results[name]['partial'].get('accuracy')}")
+    shipped = e.ship if e.ship != "best" else max(MODELS, key=lambda m: (results[m]["full"].get("accuracy", 0), m == "finetune"))
+    results["shipped"] = shipped
+    counts = dict(sorted(Counter(r["task"] for r in test_rows).items()))
+    write_json(METRICS, results)
+    write_jsonl(PREDICTIONS, predictions)
+    write_json(CONFUSION, [{"actual": p["disease"], "predicted": p["predicted"] or "(none)"}
+                           for p in predictions if p["model"] == shipped and p["task"] == "diagnose"])
+    with atomic_file(REPORT) as handle:
+        handle.write(evaluation_report(results, counts, shipped))
+    with atomic_dir(CHATBOT) as out:
+        for item in Path(MODELS[shipped]).iterdir():
+            if item.is_file():
+                shutil.copy2(item, out / item.name)
+        (out / "README.md").write_text(model_card(results, params.model.name, counts, shipped), encoding="utf-8")
+    print(f"evaluate: baseline full-symptom accuracy {results['baseline']['full'].get('accuracy')}; "
+          f"shipped {shipped} as {CHATBOT}; report in {REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""finetune: continue from models/train on the domain tasks plus diagnose replay, unfreezing gradually."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from medchat.artifacts import atomic_dir, read_jsonl, write_json
+from medchat.errors import InputError
+from medchat.params import load_params
+
+TOKENIZED, BASE = Path("data/tokenized"), "models/train"
+VAL = "data/split/val.jsonl"
+OUT_DIR, PLOTS_DIR, METRICS = "models/finetune", "plots/finetune", "metrics/finetune.json"
+
+
+def main() -> int:
+    from datasets import concatenate_datasets, load_from_disk
+
+    from medchat.modeling import load_trained
+    from medchat.training import GradualUnfreezing, accuracy_probe, fit, layer_groups, quiet_progress
+
+    quiet_progress()
+    try:
+        params = load_params()
+        p = params.finetune
+        model, tokenizer = load_trained(BASE)
+        # in memory: transforms (filter, shuffle) must not write cache files into the DVC-tracked folder
+        data = load_from_disk(str(TOKENIZED / "datasets"), keep_in_memory=True)
+        probe = accuracy_probe(tokenizer, read_jsonl(VAL), p.accuracy_samples, params.seed)
+    except InputError as exc:
+        print(f"finetune: error: {exc}", file=sys.stderr)
+        return 1
+    model.train()
+    domain = data["train"].filter(lambda task: task in p.tasks, input_columns="task")
+    diagnose = data["train"].filter(lambda task: task == "diagnose", input_columns="task")
+    # replay_share of the final mix is diagnose, so the model keeps the skill it was trained for
+    n_replay = min(len(diagnose), round(len(domain) * p.replay_share / (1 - p.replay_share)))
+    replay = diagnose.shuffle(seed=params.seed).select(range(n_replay))
+    train_set = concatenate_datasets([domain, replay]).shuffle(seed=params.seed)
+    val_set = data["val"].filter(lambda task: task in p.tasks or task == "diagnose", input_columns="task")
+    unfreezing = GradualUnfreezing(layer_groups(model, p.layer_groups))
+    with atomic_dir(OUT_DIR) as out, atomic_dir(PLOTS_DIR) as plots:
+        summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe, [unfreezing])
+    summary.update(replay_examples=n_replay, domain_examples=len(domain), trainable_groups_per_epoch=unfreezing.history)
+    write_json(METRICS, summary)
+    print(f"finetune: eval_loss {summary['eval_loss']}, val disease accuracy {summary['eval_disease_accuracy']}, "
+          f"groups per epoch {unfreezing.history}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""tokenize: split JSONL -> Arrow datasets with reply-only labels, and the tokenizer (trained here for scratch).
+
+(Not named tokenize.py: a script directory comes first on sys.path, and that name would shadow the
+standard library module that `inspect` imports.)"""
+
+from __future__ import annotations
+
+import sys
+
+from medchat.artifacts import atomic_dir, read_jsonl, write_json
+from medchat.errors import InputError
+from medchat.params import load_params
+from medchat.splitting import SPLITS
+from medchat.tokenization import SCRATCH, encode_rows, load_pretrained_tokenizer, save_tokenizer, train_bpe_tokenizer
+
+SPLIT_DIR = "data/split"
+OUT_DIR = "data/tokenized"
+METRICS = "metrics/tokenize.json"
+
+
+def main() -> int:
+    from datasets import Dataset, DatasetDict, disable_progress_bars
+
+    disable_progress_bars()
+
+    try:
+        params = load_params()
+        rows = {name: read_jsonl(f"{SPLIT_DIR}/{name}.jsonl") for name in SPLITS}
+        if params.model.name == SCRATCH:
+            # Trained on the train split only, so validation and test text never shapes the vocabulary.
+            tokenizer = train_bpe_tokenizer((f"{r['user']}\n{r['reply']}" for r in rows["train"]), params.model.vocab_size)
+        else:
+            tokenizer = load_pretrained_tokenizer(params.model.name)
+    except InputError as exc:
+        print(f"tokenize: error: {exc}", file=sys.stderr)
+        return 1
+    metrics = {"vocab_size": len(tokenizer), "max_length": params.train.max_length,
+               "chat_template": bool(tokenizer.chat_template)}
+    splits = {}
+    for name in SPLITS:
+        columns, metrics[name] = encode_rows(tokenizer, rows[name], params.train.max_length)
+        splits[name] = Dataset.from_dict(columns)
+    with atomic_dir(OUT_DIR) as tmp:
+        DatasetDict(splits).save_to_disk(str(tmp / "datasets"))
+        save_tokenizer(tokenizer, tmp / "tokenizer")
+    write_json(METRICS, metrics)
+    print(f"tokenize: vocab {len(tokenizer)}, train tokens mean {metrics['train']['tokens_mean']}, "
+          f"truncated {sum(metrics[n]['truncated'] for n in SPLITS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""train: a causal LM on the tokenized diagnose examples (by default), with dvclive curves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from medchat.artifacts import atomic_dir, read_jsonl, write_json
+from medchat.errors import InputError
+from medchat.params import load_params
+
+TOKENIZED = Path("data/tokenized")
+VAL = "data/split/val.jsonl"
+OUT_DIR, PLOTS_DIR, METRICS = "models/train", "plots/train", "metrics/train.json"
+
+
+def main() -> int:
+    from datasets import load_from_disk
+    from transformers import set_seed
+
+    from medchat.modeling import build_model, count_parameters
+    from medchat.tokenization import load_saved_tokenizer
+    from medchat.training import accuracy_probe, fit, quiet_progress
+
+    quiet_progress()
+    try:
+        params = load_params()
+        p = params.train
+        tokenizer = load_saved_tokenizer(TOKENIZED / "tokenizer")
+        # in memory: transforms (filter, shuffle) must not write cache files into the DVC-tracked folder
+        data = load_from_disk(str(TOKENIZED / "datasets"), keep_in_memory=True)
+        set_seed(params.seed)  # the scratch model's initial weights come from this seed
+        model = build_model(params.model, tokenizer, p.dropout)
+        probe = accuracy_probe(tokenizer, read_jsonl(VAL), p.accuracy_samples, params.seed)
+    except InputError as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 1
+    train_set = data["train"].filter(lambda task: task in p.tasks, input_columns="task")
+    val_set = data["val"].filter(lambda task: task in p.tasks, input_columns="task")
+    with atomic_dir(OUT_DIR) as out, atomic_dir(PLOTS_DIR) as plots:
+        summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe)
+    summary["parameters"] = count_parameters(model)
+    write_json(METRICS, summary)
+    print(f"train: eval_loss {summary['eval_loss']}, val disease accuracy {summary['eval_disease_accuracy']}, "
+          f"{summary['steps']} steps in {summary['runtime_s']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

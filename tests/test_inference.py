@@ -1,0 +1,55 @@
+"""Generation and ranking pinned to straightforward references."""
+
+import math
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from medchat.inference import ChatModel, rank_continuations
+from medchat.scoring import parse_disease
+from medchat.tokenization import train_bpe_tokenizer
+
+CORPUS = ["I have a fever and chills.", "It sounds most like Malaria.", "It sounds most like Heart attack.",
+          "My chest hurts.", "It sounds most like GERD.", "It sounds most like Common Cold."] * 10
+
+
+@pytest.fixture(scope="module")
+def chat():
+    tokenizer = train_bpe_tokenizer(CORPUS, vocab_size=300)
+    torch.manual_seed(1)
+    config = GPT2Config(vocab_size=len(tokenizer), n_layer=2, n_embd=32, n_head=2, n_positions=128,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = GPT2LMHeadModel(config).eval()
+    return ChatModel(model, tokenizer, max_new_tokens=12, batch_size=4)
+
+
+def test_batched_left_padded_generation_equals_one_at_a_time(chat):
+    users = ["I have a fever and chills.", "My chest hurts.", "Hi", "I have a fever and chills and my chest hurts a lot."]
+    batched = chat.generate(users).replies
+    single = ChatModel(chat.model, chat.tokenizer, max_new_tokens=12, batch_size=1).generate(users).replies
+    assert batched == single
+
+
+def test_kv_cached_ranking_matches_full_sequence_scoring(chat):
+    diseases = ["Malaria", "Heart attack", "GERD", "Common Cold"]
+    users = ["I have a fever and chills.", "My chest hurts."]
+    ranked = rank_continuations(chat, users, "It sounds most like", diseases)
+    for user, order in zip(users, ranked):
+        # reference: score each whole opening sentence without any cache
+        scores = {d: chat.sequence_logprobs([(user, f"It sounds most like {d}.")], whole_turn=False)[0][0] for d in diseases}
+        assert order == sorted(diseases, key=lambda d: -scores[d])
+
+
+def test_perplexity_is_exp_of_mean_token_nll(chat):
+    pairs = [("I have a fever and chills.", "It sounds most like Malaria.")]
+    total, count = chat.sequence_logprobs(pairs)[0]
+    assert chat.perplexity(pairs) == pytest.approx(math.exp(-total / count))
+    assert count == len(chat.tokenizer("It sounds most like Malaria.")["input_ids"]) + 1  # + EOS
+
+
+def test_parse_disease_reads_names_and_aliases():
+    assert parse_disease("It sounds most like Osteoarthritis. Unlike Arthritis ...") == "Osteoarthritis"
+    assert parse_disease("it sounds most like peptic ulcer diseae.") == "Peptic ulcer disease"
+    assert parse_disease("Hepatitis A: a liver infection") == "Hepatitis A"
+    assert parse_disease("I am not sure.") is None

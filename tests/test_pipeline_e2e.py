@@ -1,0 +1,94 @@
+"""The whole pipeline on the tiny override, in a fresh copy of the repository: dvc repro, the CLI on the
+packaged model, and an experiment whose params and metrics diffs DVC shows."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT, copy_project, dvc
+from medchat.params import merge
+
+pytestmark = pytest.mark.slow
+STAGES = ("clean", "augment", "split", "tokenize", "train", "finetune", "evaluate")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    path = copy_project(tmp_path_factory.mktemp("e2e") / "project")
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
+                   yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text()))
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    started = time.perf_counter()
+    dvc("repro", cwd=path)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 180, f"tiny dvc repro took {elapsed:.0f}s"
+    return path
+
+
+def test_every_stage_ran_and_dvc_is_clean(project):
+    for name in ("clean", "augment", "split", "tokenize", "train", "finetune", "evaluate"):
+        assert (project / "metrics" / f"{name}.json").exists(), name
+    assert "up to date" in dvc("status", cwd=project).stdout
+    for model in ("train", "finetune", "chatbot"):
+        files = {p.name for p in (project / "models" / model).iterdir()}
+        assert "model.safetensors" in files and "config.json" in files and "tokenizer.json" in files, model
+        assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    assert (project / "models" / "chatbot" / "README.md").read_text().count("Safety notice") == 1
+
+
+def test_metrics_and_report(project):
+    results = json.loads((project / "metrics" / "evaluate.json").read_text())
+    assert set(results) == {"baseline", "train", "finetune", "shipped"}
+    assert results["shipped"] in ("train", "finetune")
+    for model in ("train", "finetune"):
+        for part in ("full", "partial"):
+            assert {"accuracy", "macro_f1", "top3", "bleu", "rougeL"} <= set(results[model][part])
+        assert results[model]["perplexity"] > 1 and results[model]["latency_ms"]["p95"] > 0
+    assert results["baseline"]["full"]["accuracy"] > 0.5  # the baseline learns even from the tiny data
+    report = (project / "metrics" / "report.md").read_text()
+    assert "| full-symptom accuracy |" in report and "finetune" in report
+    confusion = json.loads((project / "plots" / "evaluate" / "confusion.json").read_text())
+    assert confusion and {"actual", "predicted"} == set(confusion[0])
+    finetune = json.loads((project / "metrics" / "finetune.json").read_text())
+    assert finetune["trainable_groups_per_epoch"] == [1, 2]
+    tsv = project / "plots" / "train" / "plots" / "metrics"
+    for name in ("loss.tsv", "learning_rate.tsv", "grad_norm.tsv", "eval/loss.tsv", "eval/disease_accuracy.tsv"):
+        assert (tsv / name).exists(), name
+    shown = dvc("plots", "show", "--json", cwd=project).stdout
+    assert "disease_accuracy" in shown and "confusion" in shown.lower()
+
+
+def test_medchat_batch_on_the_packaged_model(project, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "text": "My skin itches and I have a rash."}\n{"id": 2, "text": "What is GERD?", "x": 1}\n')
+    out = tmp_path / "out.jsonl"
+    result = subprocess.run([sys.executable, "-m", "medchat.cli", "batch", "--model", str(project / "models" / "chatbot"),
+                             "--input", str(source), "--output", str(out), "--max-new-tokens", "24"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", 2]
+    assert all(set(r) == {"id", "reply", "disease", "latency_ms"} for r in rows)
+    assert all(isinstance(r["reply"], str) and r["latency_ms"] > 0 for r in rows)
+
+
+def test_medchat_chat_session(project):
+    result = subprocess.run([sys.executable, "-m", "medchat.cli", "chat", "--model", str(project / "models" / "chatbot"),
+                             "--max-new-tokens", "16"], input="My skin itches and I have a rash.\n\n",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "not medical advice" in result.stdout and result.stdout.count("medchat> ") == 1
+
+
+def test_experiment_changes_params_and_metrics(project):
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "baseline run"], cwd=project, check=True, capture_output=True)
+    dvc("exp", "run", "-S", "train.learning_rate=0.001", cwd=project)
+    params = dvc("params", "diff", "--json", cwd=project).stdout
+    assert '"train.learning_rate"' in params and "0.001" in params
+    metrics = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
+    assert "metrics/train.json" in metrics and "eval_loss" in metrics["metrics/train.json"]

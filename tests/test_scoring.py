@@ -1,0 +1,45 @@
+import pytest
+
+from medchat.baseline import Baseline
+from medchat.report import metrics_table
+from medchat.scoring import classification, parse_diseases, percentile, text_overlap
+
+
+def test_parse_diseases_in_order_without_substring_matches():
+    reply = "It sounds most like Osteoarthritis. Arthritis and hepatitis A are less likely; not Hepatitis B."
+    assert parse_diseases(reply) == ["Osteoarthritis", "Arthritis", "Hepatitis A", "Hepatitis B"]
+    assert parse_diseases("Common   cold, Dimorphic hemmorhoids(piles)") == ["Common Cold", "Dimorphic hemorrhoids (piles)"]
+
+
+def test_classification_counts_missing_predictions_as_wrong():
+    out = classification(["Malaria", "GERD", "Malaria"], ["Malaria", None, "GERD"],
+                         [["Malaria"], ["Acne", "Allergy", "GERD"], ["GERD", "Acne", "AIDS"]])
+    assert out == {"n": 3, "accuracy": pytest.approx(0.3333), "macro_f1": pytest.approx(0.3333), "top3": pytest.approx(0.6667)}
+    assert classification([], []) == {}
+
+
+def test_text_overlap_perfect_and_poor():
+    refs = ["It sounds most like Malaria. Rest and drink water."]
+    assert text_overlap(refs, refs) == {"bleu": 100.0, "rougeL": 1.0}
+    poor = text_overlap(refs, ["Completely unrelated words here."])
+    assert poor["bleu"] < 10 and poor["rougeL"] < 0.2
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50 and percentile(values, 95) == 95 and percentile(values, 100) == 100
+    assert percentile([7.0], 95) == 7.0 and percentile([], 95) == 0.0
+
+
+def test_baseline_learns_words_to_diseases():
+    users = ["my skin itches and has a rash", "itchy rash on my arms", "burning chest after food", "heartburn after meals"] * 3
+    labels = ["Fungal infection", "Fungal infection", "GERD", "GERD"] * 3
+    baseline = Baseline.fit(users, labels, c=10.0, seed=0)
+    assert [r[0] for r in baseline.rank(["a rash that itches", "heartburn after food"], k=2)] == ["Fungal infection", "GERD"]
+
+
+def test_metrics_table_skips_missing_rows():
+    table = metrics_table({"baseline": {"full": {"accuracy": 0.9}}, "train": {"full": {"accuracy": 0.95, "bleu": 40.1}}})
+    assert "| full-symptom accuracy | 0.9 | 0.95 |" in table
+    assert "| diagnose BLEU (full) | – | 40.1 |" in table
+    assert "perplexity" not in table

@@ -1,0 +1,51 @@
+"""Dialogue token format: reply-only labels, a pad token distinct from EOS, chat templates."""
+
+import pytest
+
+from medchat.tokenization import EOS, IGNORE_INDEX, PAD, encode, encode_rows, prompt_ids, train_bpe_tokenizer
+
+CORPUS = ["I have a headache and a fever. What could it be?", "It sounds most like Malaria. Rest and see a doctor.",
+          "My skin itches. What is wrong?", "It sounds most like Fungal infection. Keep skin dry."] * 20
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_bpe_tokenizer(CORPUS, vocab_size=300)
+
+
+def test_scratch_tokenizer_has_dedicated_pad(tokenizer):
+    assert tokenizer.eos_token == EOS and tokenizer.pad_token == PAD
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert tokenizer.decode(tokenizer("It sounds most like Malaria.")["input_ids"]) == "It sounds most like Malaria."
+
+
+def test_labels_mask_the_user_turn_and_keep_eos(tokenizer):
+    encoded, truncated = encode(tokenizer, "My skin itches.", "Keep skin dry.", max_length=256)
+    prompt = prompt_ids(tokenizer, "My skin itches.")
+    assert not truncated
+    assert encoded["labels"][: len(prompt)] == [IGNORE_INDEX] * len(prompt)
+    assert encoded["labels"][len(prompt):] == encoded["input_ids"][len(prompt):]
+    # DialoGPT style: each turn ends with EOS, and the final EOS is a label the model must learn
+    assert encoded["input_ids"][len(prompt) - 1] == tokenizer.eos_token_id
+    assert encoded["labels"][-1] == tokenizer.eos_token_id
+
+
+def test_truncation_is_counted_and_prompt_only_rows_dropped(tokenizer):
+    rows = [{"id": "a", "task": "diagnose", "disease": "Malaria", "user": "I have a fever.", "reply": "Rest. " * 40},
+            {"id": "b", "task": "diagnose", "disease": "Malaria", "user": "fever " * 80, "reply": "Rest."},
+            {"id": "c", "task": "describe", "disease": "Malaria", "user": "What is it?", "reply": "Rest."}]
+    columns, stats = encode_rows(tokenizer, rows, max_length=24)
+    assert stats["truncated"] == 1 and stats["dropped_prompt_too_long"] == 1 and stats["examples"] == 2
+    assert all(len(ids) <= 24 for ids in columns["input_ids"])
+    assert columns["id"] == ["a", "c"]
+
+
+def test_chat_template_is_used_when_present(tokenizer):
+    templated = train_bpe_tokenizer(CORPUS, vocab_size=300)
+    templated.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    encoded, _ = encode(templated, "My skin itches.", "Keep skin dry.", max_length=256)
+    prompt = prompt_ids(templated, "My skin itches.")
+    assert templated.decode(prompt).endswith("<assistant>")
+    assert templated.decode(encoded["input_ids"][len(prompt):]) == "Keep skin dry." + EOS
+    assert encoded["labels"][: len(prompt)] == [IGNORE_INDEX] * len(prompt)
