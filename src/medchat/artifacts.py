@@ -66,20 +66,30 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a bad line is an InputError naming it."""
     from medchat.errors import InputError
 
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", file=str(path), row=number,
-                                 fix="each line must be one JSON object") from None
-            if not isinstance(record, dict):
-                raise InputError("expected a JSON object", file=str(path), row=number)
-            records.append(record)
-    return records
+    try:
+        handle = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", file=str(path)) from None
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"not valid JSON ({exc.msg})", file=str(path), row=number,
+                                     fix="each line must be one JSON object") from None
+                if not isinstance(record, dict):
+                    raise InputError("expected a JSON object", file=str(path), row=number)
+                yield number, record
+        except UnicodeDecodeError:
+            raise InputError("not UTF-8 text", file=str(path), fix="re-save the file as UTF-8") from None
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    return [record for _, record in iter_jsonl(path)]

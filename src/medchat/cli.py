@@ -54,24 +54,10 @@ def _chat(args: argparse.Namespace) -> int:
 
 def read_batch_input(path: str) -> list[dict]:
     """`{"id": ..., "text": ...}` per line; any bad line stops the whole batch with its line number."""
-    import json
+    from medchat.artifacts import iter_jsonl
 
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except FileNotFoundError:
-        raise InputError("input file not found", file=path) from None
-    except UnicodeDecodeError:
-        raise InputError("input is not UTF-8 text", file=path) from None
     records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg})", file=path, row=number, fix='one object per line: {"id": "1", "text": "..."}') from None
-        if not isinstance(record, dict):
-            raise InputError("expected a JSON object", file=path, row=number)
+    for number, record in iter_jsonl(path):
         for key in ("id", "text"):
             if key not in record:
                 raise InputError(f"missing field {key!r}", file=path, row=number, fix='each line needs "id" and "text"')
