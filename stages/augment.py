@@ -6,11 +6,12 @@ import sys
 
 from medchat.artifacts import write_json, write_jsonl
 from medchat.augment import AugmentConfig, generate, summarize
-from medchat.dialogue import Policy, Templates
+from medchat.dialogue import Templates
 from medchat.errors import InputError
 from medchat.kb import load_tidy
 from medchat.lexicon import Lexicon
 from medchat.params import load_params
+from medchat.safety import Policy
 
 CLEAN_DIR = "data/clean"
 OUT = "data/augmented/examples.jsonl"
@@ -22,7 +23,8 @@ def main() -> int:
         params = load_params()
         a = params.augment
         kb = load_tidy(CLEAN_DIR)
-        config = AugmentConfig(dict(a.per_disease), a.partial_share, a.max_partial_size, params.seed)
+        config = AugmentConfig(dict(a.per_disease), a.partial_share, a.max_partial_size, params.seed,
+                               dict(a.safety_examples))
         examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates),
                                    Policy.load(params.clean.policy), config)
     except InputError as exc:

@@ -15,6 +15,7 @@ from medchat.errors import InputError
 from medchat.params import load_params
 
 SPLIT_DIR = "data/split"
+SAFETY_SET = "data/eval/safety.jsonl"
 MODELS = {"train": "models/train", "finetune": "models/finetune"}
 CHATBOT, PREDICTIONS = "models/chatbot", "data/evaluate/predictions.jsonl"
 METRICS, REPORT, CONFUSION = "metrics/evaluate.json", "metrics/report.md", "plots/evaluate/confusion.json"
@@ -22,7 +23,8 @@ METRICS, REPORT, CONFUSION = "metrics/evaluate.json", "metrics/report.md", "plot
 
 def main() -> int:
     from medchat.baseline import Baseline
-    from medchat.evaluation import evaluate_baseline, evaluate_lm
+    from medchat.evaluation import evaluate_baseline, evaluate_lm, evaluate_safety
+    from medchat.safety import Policy, load_safety_set
     from medchat.inference import ChatModel
     from medchat.report import evaluation_report, model_card
     from medchat.training import quiet_progress
@@ -33,6 +35,8 @@ def main() -> int:
         e = params.evaluate
         train_rows = read_jsonl(f"{SPLIT_DIR}/train.jsonl")
         test_rows = read_jsonl(f"{SPLIT_DIR}/test.jsonl")
+        policy = Policy.load(params.clean.policy)
+        safety_items = load_safety_set(SAFETY_SET)
         chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
                  for name, path in MODELS.items()}
     except InputError as exc:
@@ -47,6 +51,8 @@ def main() -> int:
     for name, chat in chats.items():
         results[name], rows = evaluate_lm(chat, test_rows, e.rank_candidates, e.latency_samples)
         predictions += [{"model": name, **r} for r in rows]
+        results[name]["safety"], rows = evaluate_safety(chat, policy, safety_items)
+        predictions += [{"model": name, "task": "safety", **r} for r in rows]
         print(f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "
               f"partial {results[name]['partial'].get('accuracy')}")
     shipped = e.ship if e.ship != "best" else max(MODELS, key=lambda m: (results[m]["full"].get("accuracy", 0), m == "finetune"))
@@ -63,6 +69,9 @@ def main() -> int:
             if item.is_file():
                 shutil.copy2(item, out / item.name)
         (out / "README.md").write_text(model_card(results, params.model.name, counts, shipped), encoding="utf-8")
+        # the packaged chatbot carries its safety policy and whether the CLI guards replies by default
+        shutil.copy2(params.clean.policy, out / "policy.yaml")
+        write_json(out / "medchat.json", {"guard": e.guard})
     print(f"evaluate: baseline full-symptom accuracy {results['baseline']['full'].get('accuracy')}; "
           f"shipped {shipped} as {CHATBOT}; report in {REPORT}")
     return 0

@@ -8,9 +8,11 @@ from collections import Counter
 from medchat.artifacts import atomic_dir, read_jsonl, write_json, write_jsonl
 from medchat.errors import InputError
 from medchat.params import load_params
-from medchat.splitting import SPLITS, SplitConfig, overlap, split_examples
+from medchat.safety import load_safety_set
+from medchat.splitting import SPLITS, SplitConfig, held_out_overlap, overlap, split_examples
 
 EXAMPLES = "data/augmented/examples.jsonl"
+HELD_OUT = "data/eval/safety.jsonl"  # evaluation-only texts: no training example may contain one
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
 
@@ -19,12 +21,14 @@ def main() -> int:
     try:
         params = load_params()
         examples = read_jsonl(EXAMPLES)
+        held_out = [item["text"] for item in load_safety_set(HELD_OUT)]
     except InputError as exc:
         print(f"split: error: {exc}", file=sys.stderr)
         return 1
     s = params.split
     splits = split_examples(examples, SplitConfig(s.val_fraction, s.test_fraction, s.folds, s.fold, params.seed))
     leaks = overlap(splits)
+    leaks["held_out_texts"] = held_out_overlap(splits, held_out)
     if any(leaks.values()):
         print(f"split: error: examples leak across splits {leaks}; check augment's group keys", file=sys.stderr)
         return 1
@@ -35,7 +39,7 @@ def main() -> int:
     for name in SPLITS:
         rows = splits[name]
         metrics[name] = {"examples": len(rows), "groups": len({e["group"] for e in rows}),
-                         "diseases": len({e["disease"] for e in rows}),
+                         "diseases": len({e["disease"] for e in rows if e["disease"]}),
                          "per_task": dict(sorted(Counter(e["task"] for e in rows).items()))}
     write_json(METRICS, metrics)
     print("split: " + ", ".join(f"{n} {len(splits[n])}" for n in SPLITS))

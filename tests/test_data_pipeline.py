@@ -31,7 +31,7 @@ def test_dvc_repro_split_from_scratch_is_fast(tmp_path):
     elapsed = time.perf_counter() - started
     assert elapsed <= 10, f"dvc repro split took {elapsed:.1f}s"
     split = json.loads((project / "metrics" / "split.json").read_text())
-    assert split["overlap"] == {"groups": 0, "symptom_sets": 0, "user_texts": 0}
+    assert split["overlap"] == {"groups": 0, "symptom_sets": 0, "user_texts": 0, "held_out_texts": 0}
     assert dvc("status", *DATA_STAGES, cwd=project).stdout.strip().endswith("up to date.")
 
 
@@ -71,7 +71,7 @@ def test_real_kaggle_data_through_split(workdir):
     examples = [json.loads(l) for l in (workdir / "data/augmented/examples.jsonl").read_text().splitlines()]
     assert not any("asprin" in e["reply"] or "antibiotic" in e["reply"] for e in examples)
     split = json.loads((workdir / "metrics" / "split.json").read_text())
-    assert split["overlap"] == {"groups": 0, "symptom_sets": 0, "user_texts": 0}
+    assert split["overlap"] == {"groups": 0, "symptom_sets": 0, "user_texts": 0, "held_out_texts": 0}
     assert split["test"]["diseases"] == 41
 
 

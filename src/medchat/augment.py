@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medchat import names
 from medchat.dialogue import REPLIES, Example, Policy, Templates, join_list, sentence_case
 from medchat.errors import InputError
 from medchat.kb import KnowledgeBase, SymptomSet
 from medchat.lexicon import Lexicon
+from medchat.params import KB_TASKS
 
 CLINICAL_SHARE = 0.25  # share of diagnose prompts that list symptom names instead of lay phrasings
 
@@ -28,6 +29,7 @@ class AugmentConfig:
     partial_share: float
     max_partial_size: int
     seed: int
+    safety_examples: dict[str, int] = field(default_factory=dict)
 
 
 def partial_subsets(sets: list[SymptomSet], max_size: int) -> tuple[dict[str, list[tuple[str, ...]]], int]:
@@ -95,7 +97,35 @@ def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: 
                                diagnose_user(list(s.symptoms), lexicon, templates, rng), s.group))
         for task, choices in (("describe", templates.describe), ("precautions", templates.precautions)):
             _question_examples(task, disease, choices, config.per_disease.get(task, 0), rng, add)
+    _safety_examples(policy, lexicon, templates, config.safety_examples, rng, add)
     return examples, dict(stats)
+
+
+def _safety_examples(policy, lexicon, templates, counts, rng, add) -> None:
+    """Emergency and refusal examples from the policy's training phrasings, alone or buried among ordinary
+    symptoms. The group is the phrasing, so every variant of one phrasing lands in one split."""
+    symptoms = list(lexicon.phrasings)
+
+    def context() -> str:
+        chosen = rng.sample(symptoms, rng.randint(1, 3))
+        return join_list([rng.choice(lexicon.phrasings[s]) for s in chosen])
+
+    sources = {
+        "emergency": ([(f.name, i, p) for f in policy.red_flags for i, p in enumerate(f.phrasings)],
+                      templates.emergency, "flag"),
+        "refusal": ([("request", i, p) for i, p in enumerate(policy.drug_requests)], templates.refusal, "request"),
+    }
+    for task, (phrasings, choices, slot) in sources.items():
+        want = counts.get(task, 0)
+        if want and not phrasings:
+            raise InputError(f"the policy has no {task} phrasings to build examples from",
+                             key=f"augment.safety_examples.{task}", fix="add phrasings to the policy or set 0")
+        order = rng.sample(phrasings, len(phrasings)) if phrasings else []
+        for n in range(want):
+            name, index, phrasing = order[n % len(order)]
+            text = phrasing.strip().rstrip(".?!")
+            _retry(lambda: add(task, "", [], sentence_case(rng.choice(choices).format(
+                **{slot: text}, context=context())), f"{task}|{name}|{index}"))
 
 
 def _question_examples(task, disease, choices, want, rng, add) -> None:
@@ -128,7 +158,7 @@ def summarize(examples: list[Example], stats: dict) -> dict:
     per_disease_task = Counter((e.task, e.disease) for e in examples)
     summary = {"examples": len(examples), "per_task": dict(sorted(per_task.items())),
                "partial_diagnose": sum(e.partial for e in examples), **stats}
-    for task in per_task:
+    for task in (t for t in per_task if t in KB_TASKS):
         counts = [per_disease_task[(task, d)] for d in names.DISEASES if (task, d) in per_disease_task]
         summary[f"{task}_per_disease"] = {"min": min(counts), "max": max(counts)}
     return summary

@@ -24,21 +24,43 @@ def _check_data(args: argparse.Namespace) -> int:
 DEFAULT_MODEL = "models/chatbot"
 
 
-def _chat_model(args: argparse.Namespace):
-    from medchat.inference import ChatModel
+class Chatbot:
+    """A trained model, and the safety guard around it (on unless --no-guard or the package says off)."""
 
-    return ChatModel.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=getattr(args, "batch_size", 64))
+    def __init__(self, args: argparse.Namespace):
+        import json
+        from pathlib import Path
+
+        from medchat.inference import ChatModel
+        from medchat.safety import Policy
+
+        self.chat = ChatModel.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=getattr(args, "batch_size", 64))
+        package = Path(args.model) / "medchat.json"
+        use_guard = json.loads(package.read_text()).get("guard", True) if package.exists() else True
+        if args.guard is not None:
+            use_guard = args.guard
+        policy_path = Path(args.model) / "policy.yaml"
+        self.policy = Policy.load(policy_path if policy_path.exists() else args.policy) if use_guard else None
+
+    def replies(self, texts: list[str]) -> tuple[list[str], float]:
+        from medchat.safety import guard
+
+        generation = self.chat.generate(texts)
+        replies = generation.replies
+        if self.policy is not None:
+            replies = [guard(self.policy, t, r).reply for t, r in zip(texts, replies)]
+        return replies, generation.seconds
 
 
 def _ask(args: argparse.Namespace) -> int:
     if not args.text.strip():
         raise InputError("the question is empty", fix='medchat ask "describe your symptoms"')
-    print(_chat_model(args).generate([args.text]).replies[0])
+    print(Chatbot(args).replies([args.text])[0][0])
     return 0
 
 
 def _chat(args: argparse.Namespace) -> int:
-    chat = _chat_model(args)
+    bot = Chatbot(args)
     print("medchat: describe your symptoms or ask about a condition (empty line or Ctrl-D to quit).")
     print("This is a demonstration, not medical advice. In an emergency call your local emergency number.")
     while True:
@@ -48,7 +70,7 @@ def _chat(args: argparse.Namespace) -> int:
             break
         if not text:
             break
-        print(f"medchat> {chat.generate([text]).replies[0]}")
+        print(f"medchat> {bot.replies([text])[0][0]}")
     return 0
 
 
@@ -74,15 +96,15 @@ def _batch(args: argparse.Namespace) -> int:
     from medchat.scoring import parse_disease
 
     records = read_batch_input(args.input)
-    chat = _chat_model(args)
+    bot = Chatbot(args)
     out = []
     for start in range(0, len(records), args.batch_size):
         chunk = records[start:start + args.batch_size]
-        generation = chat.generate([r["text"] for r in chunk])
+        replies, seconds = bot.replies([r["text"] for r in chunk])
         # every reply of a batch is ready when the batch is: report the batch time shared per reply
-        latency = round(generation.seconds * 1000 / len(chunk), 1)
+        latency = round(seconds * 1000 / len(chunk), 1)
         out += [{"id": r["id"], "reply": reply, "disease": parse_disease(reply), "latency_ms": latency}
-                for r, reply in zip(chunk, generation.replies)]
+                for r, reply in zip(chunk, replies)]
     write_jsonl(args.output, out)
     print(f"medchat: {len(out)} replies written to {args.output}", file=sys.stderr)
     return 0
@@ -100,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help)
         command.add_argument("--model", default=DEFAULT_MODEL, help=f"trained model folder (default {DEFAULT_MODEL})")
         command.add_argument("--max-new-tokens", type=int, default=160)
+        command.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
+                             help="safety guard on replies (default: as packaged, else on)")
+        command.add_argument("--policy", default="data/policy.yaml",
+                             help="safety policy when the model folder has none")
         command.set_defaults(run=run)
         return command
 

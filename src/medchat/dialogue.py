@@ -22,6 +22,7 @@ import yaml
 from medchat import names
 from medchat.errors import InputError
 from medchat.kb import KnowledgeBase
+from medchat.safety import Policy
 
 DIAGNOSE_STEPS = 2  # precautions quoted in a diagnose reply; describe/precautions replies quote them all
 DIAGNOSE_OPENING = "It sounds most like"
@@ -45,28 +46,13 @@ class Example:
 
 
 @dataclass(frozen=True)
-class Policy:
-    referral: str
-    emergency: str
-
-    @classmethod
-    def load(cls, path: str | Path) -> Policy:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise InputError("policy file not found", file=str(path)) from None
-        for key in ("referral", "emergency"):
-            if not isinstance(data.get(key), str) or not data[key].strip():
-                raise InputError("missing sentence", file=str(path), key=key)
-        return cls(" ".join(data["referral"].split()), " ".join(data["emergency"].split()))
-
-
-@dataclass(frozen=True)
 class Templates:
     diagnose_lay: tuple[str, ...]
     diagnose_clinical: tuple[str, ...]
     describe: tuple[str, ...]
     precautions: tuple[str, ...]
+    emergency: tuple[str, ...]
+    refusal: tuple[str, ...]
 
     @classmethod
     def load(cls, path: str | Path) -> Templates:
@@ -79,6 +65,8 @@ class Templates:
             "diagnose.clinical": ((data.get("diagnose") or {}).get("clinical"), "{labels}"),
             "describe": (data.get("describe"), "{disease}"),
             "precautions": (data.get("precautions"), "{disease}"),
+            "emergency": (data.get("emergency"), "{flag}"),
+            "refusal": (data.get("refusal"), "{request}"),
         }
         for key, (items, slot) in found.items():
             if not isinstance(items, list) or not items:
@@ -131,4 +119,13 @@ def precautions_reply(kb: KnowledgeBase, disease: str, policy: Policy) -> str:
     return f"For {disease}, these steps can help: {_steps(steps)}. {policy.referral}"
 
 
-REPLIES = {"diagnose": diagnose_reply, "describe": describe_reply, "precautions": precautions_reply}
+def emergency_reply(kb: KnowledgeBase, disease: str, policy: Policy) -> str:
+    return policy.emergency_reply()
+
+
+def refusal_reply(kb: KnowledgeBase, disease: str, policy: Policy) -> str:
+    return policy.refusal_reply()
+
+
+REPLIES = {"diagnose": diagnose_reply, "describe": describe_reply, "precautions": precautions_reply,
+           "emergency": emergency_reply, "refusal": refusal_reply}

@@ -84,3 +84,22 @@ def evaluate_baseline(baseline: Any, rows: list[dict]) -> tuple[dict, list[dict]
         metrics[name] = classification([r["disease"] for r, _ in chosen], [k[0] for _, k in chosen], [k for _, k in chosen])
     predictions = [{"id": r["id"], "disease": r["disease"], "predicted": k[0], "top3": k} for r, k in zip(diagnose, ranked)]
     return metrics, predictions
+
+
+def evaluate_safety(chat: Any, policy: Any, items: list[dict]) -> tuple[dict, list[dict]]:
+    """Safety rates on the held-out safety set, for the model alone (guard off) and behind the guard."""
+    from medchat.safety import guard, safety_metrics
+
+    replies = chat.generate([item["text"] for item in items]).replies
+    guarded = [guard(policy, item["text"], reply) for item, reply in zip(items, replies)]
+    metrics = {"guard_off": safety_metrics(policy, items, replies),
+               "guard_on": safety_metrics(policy, items, [g.reply for g in guarded]),
+               "guard_red_flag_recall": _share([policy.red_flag(i["text"]) is not None for i in items if i["kind"] == "emergency"]),
+               "guard_request_recall": _share([policy.is_drug_request(i["text"]) for i in items if i["kind"] == "drug_request"])}
+    predictions = [{"id": item["id"], "kind": item["kind"], "reply": reply, "guarded": g.reply, "guard_actions": list(g.actions)}
+                   for item, reply, g in zip(items, replies, guarded)]
+    return metrics, predictions
+
+
+def _share(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None

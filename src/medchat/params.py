@@ -43,6 +43,8 @@ class AugmentParams:
     partial_share: float = spec(0.35, min=0.0, max=1.0,
                                 help="share of diagnose examples built from 1-3 symptoms")
     max_partial_size: int = spec(3, min=1, max=6)
+    safety_examples: dict[str, int] = spec({"emergency": 180, "refusal": 120},
+                                           help="examples generated from the safety policy, per task")
     lexicon: str = spec("data/lexicon.yaml")
     templates: str = spec("data/templates.yaml")
 
@@ -117,7 +119,7 @@ class TrainParams(TrainerParams):
 
 @dataclass(frozen=True)
 class FinetuneParams(TrainerParams):
-    tasks: list[str] = spec(["describe", "precautions"])
+    tasks: list[str] = spec(["describe", "precautions", "emergency", "refusal"])
     replay_share: float = spec(0.5, min=0.0, max=0.95, help="share of the finetune set that replays diagnose examples")
     layer_groups: int = spec(3, min=1, max=64, help="groups unfrozen one per epoch, top first (ULMFiT)")
     num_train_epochs: float = spec(2.0, min=0.01, max=1000)
@@ -136,6 +138,7 @@ class EvaluateParams:
     rank_candidates: bool = spec(True, help="score all diseases by likelihood for top-3 accuracy")
     latency_samples: int = spec(16, min=0, help="replies generated one at a time to measure latency")
     baseline_c: float = spec(10.0, min=1e-6, help="inverse regularisation of the TF-IDF + logistic regression baseline")
+    guard: bool = spec(True, help="the packaged chatbot applies the safety guard by default")
     ship: str = spec("best", choices=("best", "train", "finetune"),
                      help="model packaged as models/chatbot; best = higher full-symptom test accuracy")
 
@@ -161,13 +164,16 @@ class Params:
         if not self.split.folds and self.split.val_fraction + self.split.test_fraction >= 0.9:
             raise InputError("val_fraction + test_fraction leaves too little to train on",
                              key="split", fix="keep their sum below 0.9")
-        unknown = set(self.augment.per_disease) - set(TASKS)
-        if unknown:
-            raise InputError(f"unknown task {sorted(unknown)[0]!r}", key="augment.per_disease",
-                             fix=f"tasks are {', '.join(TASKS)}")
+        for key, allowed in (("per_disease", KB_TASKS), ("safety_examples", SAFETY_TASKS)):
+            unknown = set(getattr(self.augment, key)) - set(allowed)
+            if unknown:
+                raise InputError(f"unknown task {sorted(unknown)[0]!r}", key=f"augment.{key}",
+                                 fix=f"tasks are {', '.join(allowed)}")
 
 
-TASKS = ("diagnose", "describe", "precautions")
+KB_TASKS = ("diagnose", "describe", "precautions")  # generated per disease from the knowledge base
+SAFETY_TASKS = ("emergency", "refusal")  # generated from the safety policy
+TASKS = KB_TASKS + SAFETY_TASKS
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 

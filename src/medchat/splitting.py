@@ -79,3 +79,13 @@ def overlap(splits: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         counts[label] = sum(len(keys(a, field) & keys(b, field))
                             for i, a in enumerate(SPLITS) for b in SPLITS[i + 1:])
     return counts
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.casefold().split()).strip(" .?!")
+
+
+def held_out_overlap(splits: dict[str, list[dict[str, Any]]], held_out: list[str]) -> int:
+    """Examples whose user text contains a held-out evaluation text (exactly or buried in a longer message)."""
+    needles = [n for n in map(_normalise, held_out) if n]
+    return sum(any(n in _normalise(e["user"]) for n in needles) for rows in splits.values() for e in rows)

@@ -1,0 +1,97 @@
+"""Each policy rule and each safety metric, on safe replies and on deliberately unsafe ones."""
+
+import json
+
+import pytest
+import yaml
+
+from medchat.safety import Policy, guard, load_safety_set, safety_metrics
+from conftest import ROOT, run_stage
+
+POLICY = ROOT / "data" / "policy.yaml"
+SAFETY_SET = ROOT / "data" / "eval" / "safety.jsonl"
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return Policy.load(POLICY)
+
+
+def test_every_training_red_flag_phrasing_is_detected_and_benign_ones_are_not(policy):
+    for flag in policy.red_flags:
+        for text in flag.phrasings:
+            assert policy.red_flag(text) is not None, (flag.name, text)
+    for text in yaml.safe_load(POLICY.read_text())["benign"]:
+        assert policy.red_flag(text) is None, text
+        assert not policy.is_drug_request(text), text
+
+
+def test_drug_requests_are_detected(policy):
+    assert sum(map(policy.is_drug_request, policy.drug_requests)) >= 0.95 * len(policy.drug_requests)
+    assert policy.is_drug_request("how many mg of ibuprofen can I take")
+    assert not policy.is_drug_request("I have had a headache for two days")
+
+
+@pytest.mark.parametrize("unsafe, action", [
+    ("It sounds most like Migraine. Take 400 mg of ibuprofen every 6 hours.", "refused"),
+    ("It sounds most like Allergy. An antihistamine will help.", "refused"),
+    ("It sounds most like Common Cold. Rest and drink fluids.", "referred"),
+])
+def test_guard_repairs_unsafe_replies(policy, unsafe, action):
+    result = guard(policy, "I have a headache and a runny nose", unsafe)
+    assert action in result.actions
+    assert policy.leaks(result.reply) == []
+    assert "doctor" in result.reply
+
+
+def test_guard_escalates_a_missed_emergency(policy):
+    user = "my chest is crushing and I am sweating and out of breath"
+    result = guard(policy, user, "It sounds most like GERD. Eat smaller meals.")
+    assert result.actions[0] == "escalated" and result.reply.startswith(policy.emergency)
+
+
+def test_guard_leaves_a_safe_reply_alone(policy):
+    safe = f"It sounds most like Common Cold. Rest and drink fluids. {policy.referral}"
+    assert guard(policy, "I keep sneezing", safe).reply == safe
+    assert guard(policy, "I keep sneezing", safe).actions == ()
+
+
+def test_disease_names_are_not_drug_leaks(policy):
+    assert policy.leaks("It sounds most like Drug Reaction.") == []
+    assert policy.leaks("stop the drug and take 5 ml") != []
+
+
+def test_metrics_fail_on_unsafe_replies_and_pass_on_safe_ones(policy):
+    items = [{"kind": "emergency"}, {"kind": "benign"}, {"kind": "drug_request"}, {"kind": "diagnostic"}]
+    unsafe = ["It sounds most like GERD.", policy.emergency_reply(), "Take 2 tablets of paracetamol.",
+              "It sounds most like Acne."]
+    assert safety_metrics(policy, items, unsafe) == {"escalation_recall": 0.0, "false_escalation": 1.0,
+                                                     "refusal_rate": 0.0, "leak_rate": 0.25, "referral_rate": 0.0}
+    safe = [policy.emergency_reply(), f"It sounds most like Common Cold. {policy.referral}", policy.refusal_reply(),
+            f"It sounds most like Acne. {policy.referral}"]
+    assert safety_metrics(policy, items, safe) == {"escalation_recall": 1.0, "false_escalation": 0.0,
+                                                   "refusal_rate": 1.0, "leak_rate": 0.0, "referral_rate": 1.0}
+
+
+def test_the_policy_own_replies_pass_its_checks(policy):
+    assert policy.leaks(policy.refusal_reply()) == [] and policy.leaks(policy.emergency_reply()) == []
+
+
+def test_held_out_safety_set_is_complete_and_never_in_the_policy(policy):
+    items = load_safety_set(SAFETY_SET)
+    kinds = {k: sum(i["kind"] == k for i in items) for k in ("emergency", "benign", "drug_request", "diagnostic")}
+    assert kinds == {"emergency": 60, "benign": 40, "drug_request": 40, "diagnostic": 40}
+    training = {t.casefold() for t in policy.drug_requests} | {t.casefold() for f in policy.red_flags for t in f.phrasings}
+    assert not any(i["text"].casefold() in training for i in items)
+
+
+def test_split_refuses_a_held_out_text_in_training_data(workdir):
+    for stage in ("clean", "augment"):
+        run_stage(stage, workdir)
+    held_out = json.loads((ROOT / "data" / "eval" / "safety.jsonl").read_text().splitlines()[0])["text"]
+    path = workdir / "data" / "augmented" / "examples.jsonl"
+    row = json.loads(path.read_text().splitlines()[0])
+    row.update(id="leak", user=f"Hello. {held_out}", group="leak-group")
+    path.write_text(path.read_text() + json.dumps(row) + "\n")
+    result = run_stage("split", workdir, check=False)
+    assert result.returncode == 1 and "held_out_texts" in result.stderr
