@@ -120,7 +120,7 @@ class TrainParams(TrainerParams):
 @dataclass(frozen=True)
 class FinetuneParams(TrainerParams):
     tasks: list[str] = spec(["describe", "precautions", "emergency", "refusal"])
-    replay_share: float = spec(0.5, min=0.0, max=0.95, help="share of the finetune set that replays diagnose examples")
+    replay_share: float = spec(0.35, min=0.0, max=0.95, help="share of the finetune set that replays diagnose examples")
     layer_groups: int = spec(3, min=1, max=64, help="groups unfrozen one per epoch, top first (ULMFiT)")
     num_train_epochs: float = spec(2.0, min=0.01, max=1000)
     learning_rate: float = spec(1e-3, min=0.0, max=1.0)

@@ -163,7 +163,11 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
                           train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
                           processing_class=tokenizer, callbacks=every, accuracy_probe=probe)
     result = trainer.train()
-    final = trainer.evaluate()  # the kept (best) model, logged as the last point of the curves
+    # The Trainer evaluates at the last step too, so the kept checkpoint's metrics are already in the
+    # log history: no need to evaluate the same weights a second time.
+    evals = [h for h in trainer.state.log_history if "eval_loss" in h]
+    kept = int(str(trainer.state.best_model_checkpoint).rsplit("-", 1)[-1]) if trainer.state.best_model_checkpoint else None
+    final = next((h for h in evals if h["step"] == kept), evals[-1] if evals else None) or trainer.evaluate()
     trainer.save_model(str(out_dir))
     # Trainer also pickles TrainingArguments; our model folders hold no pickles (params.yaml records the config).
     (out_dir / "training_args.bin").unlink(missing_ok=True)
@@ -176,7 +180,7 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
         "train_loss": round(result.training_loss, 4),
         "eval_loss": round(final["eval_loss"], 4),
         "eval_disease_accuracy": final.get("eval_disease_accuracy"),
-        "best_checkpoint_step": int(str(trainer.state.best_model_checkpoint or "-0").rsplit("-", 1)[-1] or 0),
+        "best_checkpoint_step": kept if kept is not None else trainer.state.global_step,
         "steps": trainer.state.global_step,
         "epochs": round(trainer.state.epoch or 0, 2),
         "runtime_s": round(result.metrics["train_runtime"], 1),
