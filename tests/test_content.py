@@ -1,7 +1,6 @@
 """Our embedded knowledge base and lexicon: complete, in the Kaggle schema, factually anchored, safe."""
 
 import csv
-import json
 import re
 from collections import defaultdict
 
