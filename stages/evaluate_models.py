@@ -27,7 +27,7 @@ def main() -> int:
     from medchat.safety import Policy, load_safety_set
     from medchat.inference import ChatModel
     from medchat.report import evaluation_report, model_card
-    from medchat.training import quiet_progress
+    from medchat.modeling import quiet_progress
 
     quiet_progress()
     try:

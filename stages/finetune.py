@@ -17,8 +17,8 @@ OUT_DIR, PLOTS_DIR, METRICS = "models/finetune", "plots/finetune", "metrics/fine
 def main() -> int:
     from datasets import concatenate_datasets, load_from_disk
 
-    from medchat.modeling import load_trained
-    from medchat.training import GradualUnfreezing, accuracy_probe, fit, layer_groups, quiet_progress
+    from medchat.modeling import load_trained, quiet_progress
+    from medchat.training import GradualUnfreezing, accuracy_probe, fit, layer_groups
 
     quiet_progress()
     try:
@@ -41,7 +41,8 @@ def main() -> int:
     val_set = data["val"].filter(lambda task: task in p.tasks or task == "diagnose", input_columns="task")
     unfreezing = GradualUnfreezing(layer_groups(model, p.layer_groups))
     with atomic_dir(OUT_DIR) as out, atomic_dir(PLOTS_DIR) as plots:
-        summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe, [unfreezing])
+        summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe, [unfreezing],
+                      pack_capacity=params.train.max_length)
     summary.update(replay_examples=n_replay, domain_examples=len(domain), trainable_groups_per_epoch=unfreezing.history)
     write_json(METRICS, summary)
     print(f"finetune: eval_loss {summary['eval_loss']}, val disease accuracy {summary['eval_disease_accuracy']}, "

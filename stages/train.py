@@ -18,9 +18,9 @@ def main() -> int:
     from datasets import load_from_disk
     from transformers import set_seed
 
-    from medchat.modeling import build_model, count_parameters
+    from medchat.modeling import build_model, count_parameters, quiet_progress
     from medchat.tokenization import load_saved_tokenizer
-    from medchat.training import accuracy_probe, fit, quiet_progress
+    from medchat.training import accuracy_probe, fit
 
     quiet_progress()
     try:
@@ -38,7 +38,8 @@ def main() -> int:
     train_set = data["train"].filter(lambda task: task in p.tasks, input_columns="task")
     val_set = data["val"].filter(lambda task: task in p.tasks, input_columns="task")
     with atomic_dir(OUT_DIR) as out, atomic_dir(PLOTS_DIR) as plots:
-        summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe)
+        summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe,
+                      pack_capacity=params.train.max_length)
     summary["parameters"] = count_parameters(model)
     write_json(METRICS, summary)
     print(f"train: eval_loss {summary['eval_loss']}, val disease accuracy {summary['eval_disease_accuracy']}, "

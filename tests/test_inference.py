@@ -31,10 +31,21 @@ def test_batched_left_padded_generation_equals_one_at_a_time(chat):
     assert batched == single
 
 
+def test_batched_scoring_equals_one_pair_at_a_time(chat):
+    pairs = [("Hi", "It sounds most like GERD."), ("I have a fever and chills and my chest hurts a lot.", "It sounds most like Malaria."),
+             ("My chest hurts.", "It sounds most like Heart attack.")]
+    batched = chat.sequence_logprobs(pairs)
+    single = [chat.sequence_logprobs([pair])[0] for pair in pairs]  # no padding at all
+    for (got, n_got), (want, n_want) in zip(batched, single):
+        assert n_got == n_want and got == pytest.approx(want, abs=1e-4)
+
+
 def test_kv_cached_ranking_matches_full_sequence_scoring(chat):
     diseases = ["Malaria", "Heart attack", "GERD", "Common Cold"]
-    users = ["I have a fever and chills.", "My chest hurts."]
-    ranked = rank_continuations(chat, users, "It sounds most like", diseases)
+    # lengths differ, and there are more users than one ranking pass takes, so batches are left-padded
+    users = ["I have a fever and chills.", "My chest hurts.", "Hi", "I have a fever and chills and my chest hurts a lot."] * 2
+    wide = ChatModel(chat.model, chat.tokenizer, batch_size=24)  # three users per ranking pass
+    ranked = rank_continuations(wide, users, "It sounds most like", diseases)
     for user, order in zip(users, ranked):
         # reference: score each whole opening sentence without any cache
         scores = {d: chat.sequence_logprobs([(user, f"It sounds most like {d}.")], whole_turn=False)[0][0] for d in diseases}

@@ -89,24 +89,29 @@ class ChatModel:
         start of a reply (used to rank candidate openings)."""
         import torch
 
-        results = []
+        encoded = []
+        for user, reply in pairs:
+            answer = reply_ids(self.tokenizer, user, reply) if whole_turn else self.tokenizer(reply, add_special_tokens=False)["input_ids"]
+            encoded.append(self._fit(prompt_ids(self.tokenizer, user), answer))
+        # Batches of similar length: little padding. The replies sit at the right end (left padding),
+        # so the LM head only needs the last `keep` positions, where they are predicted.
+        order = sorted(range(len(pairs)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
+        results: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
+        keep_arg = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self.model.eval()
         with torch.inference_mode():
-            for start in range(0, len(pairs), self.batch_size):
-                batch = pairs[start:start + self.batch_size]
-                prompts = [prompt_ids(self.tokenizer, u) for u, _ in batch]
-                answers = [reply_ids(self.tokenizer, u, r) if whole_turn
-                           else self.tokenizer(r, add_special_tokens=False)["input_ids"] for u, r in batch]
-                prompts, answers = map(list, zip(*(self._fit(p, a) for p, a in zip(prompts, answers))))
-                ids, mask = self._pad_left([p + a for p, a in zip(prompts, answers)])
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-                logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-                gathered = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-                width = ids.shape[1]
-                for row, answer in enumerate(answers):
-                    # the reply is the last len(answer) tokens; token t is predicted at position t-1
-                    scores = gathered[row, width - 1 - len(answer):]
-                    results.append((float(scores.sum()), len(answer)))
+            for start in range(0, len(order), self.batch_size):
+                chosen = order[start:start + self.batch_size]
+                answers = [encoded[i][1] for i in chosen]
+                ids, mask = self._pad_left([encoded[i][0] + encoded[i][1] for i in chosen])
+                keep = max(map(len, answers)) + 1 if keep_arg else ids.shape[1]
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask),
+                                    **({"logits_to_keep": keep} if keep_arg else {})).logits
+                # logits[:, j] sits at position width - keep + j and predicts the token after it
+                token_logprobs = -torch.nn.functional.cross_entropy(
+                    logits[:, :-1].transpose(1, 2).float(), ids[:, ids.shape[1] - keep + 1:], reduction="none")
+                for row, (i, answer) in enumerate(zip(chosen, answers)):
+                    results[i] = (float(token_logprobs[row, keep - 1 - len(answer):].sum()), len(answer))
         return results
 
     def rank(self, user: str, candidates: dict[str, str]) -> list[str]:
@@ -120,34 +125,45 @@ class ChatModel:
         return math.exp(-sum(s for s, _ in scores) / max(1, sum(n for _, n in scores)))
 
 
+def left_padded_positions(mask: Any) -> Any:
+    """Position ids for left-padded rows: each row's first real token is position 0. (Without them a
+    GPT-2 numbers every column from 0, so a padded row would read its tokens at shifted positions.)"""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def rank_continuations(chat: ChatModel, users: list[str], prefix: str, candidates: list[str]) -> list[list[str]]:
     """For each user text, `candidates` sorted by log P(" <candidate>." | prompt + prefix), best first.
 
-    The prompt and shared prefix run once per user; the KV cache is then repeated for all candidates,
-    so ranking 41 diseases costs about one short batched forward pass per user."""
+    Prompts and the shared prefix run once, a batch of users at a time; their KV cache is then
+    repeated for every candidate, so ranking 41 diseases costs one short forward pass per batch."""
     import torch
 
-    tok, model = chat.tokenizer, chat.model
+    tok, model, n = chat.tokenizer, chat.model, len(candidates)
     endings = [tok(f" {c}.", add_special_tokens=False)["input_ids"] for c in candidates]
     width = max(map(len, endings))
     padded = torch.tensor([e + [tok.pad_token_id] * (width - len(e)) for e in endings], device=model.device)
     valid = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in endings], device=model.device)
+    prefix_ids = tok(prefix, add_special_tokens=False)["input_ids"]
+    per_batch = max(1, chat.batch_size // 8)  # users per pass: each becomes n candidate rows
     model.eval()
     # transformers >= 5.x names the argument `cache`; older releases `past_key_values`
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     ranked = []
     with torch.inference_mode():
-        for user in users:
-            context = prompt_ids(tok, user) + tok(prefix, add_special_tokens=False)["input_ids"]
-            context, _ = chat._fit(context, [0] * width)
-            first = model(input_ids=torch.tensor([context], device=model.device), use_cache=True)
+        for start in range(0, len(users), per_batch):
+            contexts = [chat._fit(prompt_ids(tok, u) + prefix_ids, [0] * width)[0] for u in users[start:start + per_batch]]
+            ids, mask = chat._pad_left(contexts)
+            first = model(input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask), use_cache=True)
             cache = first.past_key_values
-            cache.batch_repeat_interleave(len(candidates))
-            mask = torch.cat([torch.ones(len(candidates), len(context), dtype=valid.dtype, device=model.device), valid], 1)
-            logits = model(input_ids=padded, attention_mask=mask, **{cache_arg: cache}).logits
-            logprobs = torch.log_softmax(torch.cat([first.logits[:, -1:].expand(len(candidates), -1, -1),
-                                                    logits[:, :-1]], 1).float(), -1)
-            token_scores = logprobs.gather(-1, padded.unsqueeze(-1)).squeeze(-1) * valid
-            order = token_scores.sum(1).argsort(descending=True).tolist()
-            ranked.append([candidates[i] for i in order])
+            cache.batch_repeat_interleave(n)  # row b * n + j: user b, candidate j
+            rows = len(contexts) * n
+            positions = mask.sum(1).repeat_interleave(n)[:, None] + torch.arange(width, device=model.device)
+            logits = model(input_ids=padded.repeat(len(contexts), 1), position_ids=positions,
+                           attention_mask=torch.cat([mask.repeat_interleave(n, 0), valid.repeat(len(contexts), 1)], 1),
+                           **{cache_arg: cache}).logits
+            # the first candidate token is predicted by the context's last position (real: padding is on the left)
+            logprobs = torch.log_softmax(torch.cat([first.logits[:, -1:].repeat_interleave(n, 0), logits[:, :-1]], 1).float(), -1)
+            token_scores = logprobs.gather(-1, padded.repeat(len(contexts), 1).unsqueeze(-1)).squeeze(-1)
+            totals = (token_scores * valid.repeat(len(contexts), 1)).sum(1).view(rows // n, n)
+            ranked += [[candidates[i] for i in order] for order in totals.argsort(dim=1, descending=True).tolist()]
     return ranked

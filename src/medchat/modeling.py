@@ -66,3 +66,12 @@ def load_trained(model_dir: str | Path) -> tuple[Any, Any]:
 
 def count_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def quiet_progress() -> None:
+    """No progress bars in stage logs (dvc repro output stays readable); Trainer still prints its logs."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()

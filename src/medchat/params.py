@@ -95,6 +95,7 @@ class TrainerParams:
     early_stopping_patience: int = spec(3, min=0, help="evaluations without improvement; 0 turns it off")
     report_to: list[str] = spec([], help="extra trackers beside dvclive: tensorboard, mlflow, wandb")
     accuracy_samples: int = spec(48, min=0, help="validation examples generated at each evaluation")
+    packing: bool = spec(True, help="pack each batch's examples into rows of train.max_length tokens instead of padding")
 
     def __post_init__(self) -> None:
         for i, task in enumerate(self.tasks):

@@ -1,8 +1,9 @@
-"""Trainer assembly: arguments from params, dynamic-padding collator, dvclive, early stopping,
+"""Trainer assembly: arguments from params, packing or dynamic-padding collator, dvclive, early stopping,
 validation disease accuracy, and ULMFiT-style gradual unfreezing. Imports torch and transformers."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import shutil
@@ -14,19 +15,11 @@ from transformers import (DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer
                           TrainingArguments)
 from transformers.integrations import DVCLiveCallback
 
+from medchat.packing import LossPositionsOnly, PackingCollator
 from medchat.params import TrainerParams
 from medchat.tokenization import IGNORE_INDEX
 
 CHECKPOINTS = "checkpoints"
-
-
-def quiet_progress() -> None:
-    """No progress bars in stage logs (dvc repro output stays readable); Trainer still prints its logs."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
 
 
 class ChatTrainer(Trainer):
@@ -116,8 +109,8 @@ def training_arguments(p: TrainerParams, output_dir: Path, seed: int) -> Trainin
         metric_for_best_model=p.metric_for_best_model,
         greater_is_better=p.metric_for_best_model != "eval_loss",
         report_to=list(p.report_to) or "none", disable_tqdm=True, dataloader_num_workers=0,
-        # Batches of similar length waste little on padding (dynamic padding pads to the longest in a batch).
         train_sampling_strategy="random", dataloader_pin_memory=False,
+        use_cache=False,  # the default, and what packing needs: packed rows are detected only without a cache
     )
 
 
@@ -149,13 +142,20 @@ def make_live(plots_dir: Path) -> Any:
 
 def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerParams, out_dir: Path,
         plots_dir: Path, seed: int, probe: Callable[[Any], float] | None = None,
-        callbacks: list[TrainerCallback] = ()) -> dict:
+        callbacks: list[TrainerCallback] = (), pack_capacity: int = 256) -> dict:
     """Train, keep the best model (by metric_for_best_model), save it as safetensors with its tokenizer
-    in `out_dir`, and return a small summary for metrics/<stage>.json."""
+    in `out_dir`, and return a small summary for metrics/<stage>.json. With `p.packing`, each batch's
+    examples share rows of at most `pack_capacity` tokens (see medchat.packing); otherwise they are
+    padded to the longest in the batch."""
     from transformers import set_seed
 
     set_seed(seed)
-    collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+    if p.packing:
+        collator = PackingCollator(tokenizer.pad_token_id, pack_capacity)
+    else:
+        collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        collator = LossPositionsOnly(collator)  # LM head only where the loss is taken
     every = [DVCLiveCallback(live=make_live(plots_dir)), *callbacks]
     if p.early_stopping_patience:
         every.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
