@@ -147,13 +147,16 @@ def rank_continuations(chat: ChatModel, users: list[str], prefix: str, candidate
     per_batch = max(1, chat.batch_size // 8)  # users per pass: each becomes n candidate rows
     model.eval()
     # transformers >= 5.x names the argument `cache`; older releases `past_key_values`
-    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    accepted = inspect.signature(model.forward).parameters
+    cache_arg = "cache" if "cache" in accepted else "past_key_values"
+    keep_arg = "logits_to_keep" in accepted
     ranked = []
     with torch.inference_mode():
         for start in range(0, len(users), per_batch):
             contexts = [chat._fit(prompt_ids(tok, u) + prefix_ids, [0] * width)[0] for u in users[start:start + per_batch]]
             ids, mask = chat._pad_left(contexts)
-            first = model(input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask), use_cache=True)
+            first = model(input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask), use_cache=True,
+                          **({"logits_to_keep": 1} if keep_arg else {}))  # only the last position predicts
             cache = first.past_key_values
             cache.batch_repeat_interleave(n)  # row b * n + j: user b, candidate j
             rows = len(contexts) * n
