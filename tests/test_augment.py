@@ -96,3 +96,18 @@ def test_too_many_questions_is_a_param_error(parts):
     with pytest.raises(InputError) as info:
         run(parts, per_disease={"diagnose": 1, "describe": 500, "precautions": 1})
     assert info.value.key == "augment.per_disease.describe"
+
+
+def test_safety_examples_mix_written_and_composed_messages(parts):
+    examples, _ = run(parts, safety_examples={"emergency": 60, "refusal": 40})
+    groups = Counter(e.group.split("|")[2][:5] if e.task == "emergency" else e.group.split("|")[2][:5]
+                     for e in examples if e.task in ("emergency", "refusal"))
+    emergency = [e for e in examples if e.task == "emergency"]
+    composed = [e for e in emergency if "|sign" in e.group]
+    assert 0.4 * len(emergency) <= len(composed) <= 0.6 * len(emergency)
+    assert len({e.group for e in composed}) > 20  # many different signs, not one repeated
+    refusal = [e for e in examples if e.task == "refusal"]
+    assert 0.4 * len(refusal) <= sum("|frame" in e.group for e in refusal) <= 0.6 * len(refusal)
+    policy = parts[3]
+    assert all(policy.red_flag(e.user) for e in composed)  # the composed message still reads as its emergency
+    assert groups

@@ -5,6 +5,7 @@ import json
 import pytest
 import yaml
 
+from medchat.errors import InputError
 from medchat.safety import Policy, guard, load_safety_set, safety_metrics
 from conftest import ROOT, run_stage
 
@@ -24,6 +25,41 @@ def test_every_training_red_flag_phrasing_is_detected_and_benign_ones_are_not(po
     for text in yaml.safe_load(POLICY.read_text())["benign"]:
         assert policy.red_flag(text) is None, text
         assert not policy.is_drug_request(text), text
+
+
+def test_every_composed_emergency_is_detected_as_its_own_red_flag(policy):
+    """augment composes sign + companion through a frame: the guard must recognise every such training message."""
+    composable = [f for f in policy.red_flags if f.signs]
+    assert {f.name for f in composable} == {f.name for f in policy.red_flags} and policy.emergency_frames
+    for flag in composable:
+        for i, sign in enumerate(flag.signs):
+            for companion in flag.companions:
+                text = policy.emergency_frames[i % len(policy.emergency_frames)].format(sign=sign, companion=companion)
+                assert flag.matches(text), (flag.name, text)
+
+
+def test_every_composed_request_is_detected(policy):
+    assert policy.request_frames and policy.request_medicines and policy.request_problems
+    for i, frame in enumerate(policy.request_frames):
+        for medicine in policy.request_medicines:
+            text = frame.format(medicine=medicine, problem=policy.request_problems[i % len(policy.request_problems)])
+            assert policy.is_drug_request(text), text
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda d: d["red_flag_frames"].append("{sign} while {weather}"), "red_flag_frames[" ),
+    (lambda d: d["red_flag_frames"].append("{sign} only"), "red_flag_frames["),
+    (lambda d: d["red_flags"]["cardiac"].pop("companions"), "red_flags.cardiac"),
+    (lambda d: d["drug_requests"]["frames"].append("what helps"), "drug_requests.frames["),
+])
+def test_bad_composition_parts_are_load_errors(tmp_path, edit, key):
+    data = yaml.safe_load(POLICY.read_text())
+    edit(data)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError) as raised:
+        Policy.load(path)
+    assert raised.value.key.startswith(key) and raised.value.file == str(path)
 
 
 def test_drug_requests_are_detected(policy):

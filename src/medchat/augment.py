@@ -102,18 +102,26 @@ def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: 
 
 
 def _safety_examples(policy, lexicon, templates, counts, rng, add) -> None:
-    """Emergency and refusal examples from the policy's training phrasings, alone or buried among ordinary
-    symptoms. The group is the phrasing, so every variant of one phrasing lands in one split."""
+    """Emergency and refusal examples, alone or buried among ordinary symptoms. Half come from the
+    policy's written phrasings (cycled), half are composed from its fragments (see `compose_emergency`
+    and `compose_request`) when the policy has them. Groups keep every variant of one phrasing, and
+    every composition around one sign or request frame, in one split."""
     symptoms = list(lexicon.phrasings)
 
     def context() -> str:
         chosen = rng.sample(symptoms, rng.randint(1, 3))
         return join_list([rng.choice(lexicon.phrasings[s]) for s in chosen])
 
+    composable = [f for f in policy.red_flags if f.signs]
+    composers = {
+        "emergency": (lambda: compose_emergency(policy, rng.choice(composable), rng))
+        if composable and policy.emergency_frames else None,
+        "refusal": (lambda: compose_request(policy, rng)) if policy.request_frames else None,
+    }
     sources = {
-        "emergency": ([(f.name, i, p) for f in policy.red_flags for i, p in enumerate(f.phrasings)],
+        "emergency": ([(f"{f.name}|{i}", p) for f in policy.red_flags for i, p in enumerate(f.phrasings)],
                       templates.emergency, "flag"),
-        "refusal": ([("request", i, p) for i, p in enumerate(policy.drug_requests)], templates.refusal, "request"),
+        "refusal": ([(f"request|{i}", p) for i, p in enumerate(policy.drug_requests)], templates.refusal, "request"),
     }
     for task, (phrasings, choices, slot) in sources.items():
         want = counts.get(task, 0)
@@ -121,11 +129,37 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add) -> None:
             raise InputError(f"the policy has no {task} phrasings to build examples from",
                              key=f"augment.safety_examples.{task}", fix="add phrasings to the policy or set 0")
         order = rng.sample(phrasings, len(phrasings)) if phrasings else []
+        compose = composers[task]
         for n in range(want):
-            name, index, phrasing = order[n % len(order)]
-            text = phrasing.strip().rstrip(".?!")
-            _retry(lambda: add(task, "", [], sentence_case(rng.choice(choices).format(
-                **{slot: text}, context=context())), f"{task}|{name}|{index}"))
+            if compose and n % 2:
+                pick = compose
+            else:
+                group, phrasing = order[(n // 2 if compose else n) % len(order)]
+                pick = lambda group=group, phrasing=phrasing: (group, phrasing)  # noqa: E731
+
+            def attempt(pick=pick) -> bool:
+                group, text = pick()
+                text = text.strip().rstrip(".?!")
+                return add(task, "", [], sentence_case(rng.choice(choices).format(**{slot: text}, context=context())),
+                           f"{task}|{group}")
+
+            _retry(attempt)
+
+
+def compose_emergency(policy, flag, rng) -> tuple[str, str]:
+    """(group, message): one of the flag's signs with one of its companions, through a policy frame.
+    The group is the sign, so a sign seen in validation or test was never trained on."""
+    i = rng.randrange(len(flag.signs))
+    frame = rng.choice(policy.emergency_frames)
+    return f"{flag.name}|sign{i}", frame.format(sign=flag.signs[i], companion=rng.choice(flag.companions))
+
+
+def compose_request(policy, rng) -> tuple[str, str]:
+    """(group, message): a request frame filled with a medicine and/or an everyday complaint. The group is
+    the frame."""
+    i = rng.randrange(len(policy.request_frames))
+    return f"request|frame{i}", policy.request_frames[i].format(medicine=rng.choice(policy.request_medicines),
+                                                                 problem=rng.choice(policy.request_problems))
 
 
 def _question_examples(task, disease, choices, want, rng, add) -> None:

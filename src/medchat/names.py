@@ -11,6 +11,7 @@ whether that is an error.
 
 from __future__ import annotations
 
+import functools
 import re
 
 DISEASES: tuple[str, ...] = (
@@ -89,12 +90,15 @@ SYMPTOM_ALIASES: dict[str, str] = {
 EMERGENCY_DISEASES: frozenset[str] = frozenset({"Heart attack", "Paralysis (brain hemorrhage)"})
 
 
+# Cached: a Kaggle file repeats a few hundred spellings across thousands of rows (millions at 100x).
+@functools.lru_cache(maxsize=1 << 16)
 def disease_key(name: str) -> str:
     """Case- and whitespace-insensitive key; "(piles)" and "( piles )" compare equal."""
     key = " ".join(name.split()).casefold()
     return re.sub(r"\s*([()])\s*", r"\1", key)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def symptom_key(name: str) -> str:
     """`' dischromic _patches'` -> `dischromic_patches`; `'foul_smell_of urine'` -> `foul_smell_of_urine`."""
     key = name.strip().casefold()

@@ -28,6 +28,10 @@ class RedFlag:
     name: str
     groups: tuple[re.Pattern, ...]  # every group must match the user text
     phrasings: tuple[str, ...]  # training phrasings (augment); never the held-out evaluation ones
+    # Fragments that augment combines through the policy's emergency frames into many more training
+    # messages (one sign + one companion), so a small model learns the signals rather than whole sentences.
+    signs: tuple[str, ...] = ()
+    companions: tuple[str, ...] = ()
 
     def matches(self, text: str) -> bool:
         return all(g.search(text) for g in self.groups)
@@ -44,6 +48,11 @@ class Policy:
     request_cues: re.Pattern | None = None
     drug_requests: tuple[str, ...] = ()
     medication: MedicationLexicon | None = field(default=None, compare=False)
+    # Composition (augment only): templates with {sign} and {companion}; with {medicine} and/or {problem}.
+    emergency_frames: tuple[str, ...] = ()
+    request_frames: tuple[str, ...] = ()
+    request_problems: tuple[str, ...] = ()
+    request_medicines: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -66,14 +75,36 @@ class Policy:
             except re.error as exc:
                 raise InputError(f"bad regular expression: {exc}", file=str(path), key=key) from None
 
+        def texts(entry: dict, name: str, key: str) -> tuple[str, ...]:
+            value = entry.get(name) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise InputError("expected a list of non-empty texts", file=str(path), key=f"{key}.{name}".lstrip("."))
+            return tuple(" ".join(v.split()) for v in value)
+
+        def frames(entry: dict, name: str, key: str, slots: tuple[str, ...], need_all: bool) -> tuple[str, ...]:
+            found = texts(entry, name, key)
+            for i, frame in enumerate(found):
+                used = set(re.findall(r"\{(\w+)\}", frame))
+                if used - set(slots) or (need_all and used != set(slots)) or not used:
+                    raise InputError(f"frame {frame!r} must use {' and '.join('{' + s + '}' for s in slots)}"
+                                     + ("" if need_all else " (one or both)") + " and no other slot",
+                                     file=str(path), key=f"{key}.{name}[{i}]".lstrip("."))
+            return found
+
         flags = []
         for name, entry in (data.get("red_flags") or {}).items():
             key = f"red_flags.{name}"
             if not isinstance(entry, dict) or not entry.get("match") or not entry.get("phrasings"):
                 raise InputError("needs 'match' (list of pattern groups) and 'phrasings'", file=str(path), key=key)
             groups = tuple(regex(g, f"{key}.match[{i}]") for i, g in enumerate(entry["match"]))
-            flags.append(RedFlag(str(name), groups, tuple(map(str, entry["phrasings"]))))
+            signs, companions = texts(entry, "signs", key), texts(entry, "companions", key)
+            if bool(signs) != bool(companions):
+                raise InputError("'signs' and 'companions' go together", file=str(path), key=key)
+            flags.append(RedFlag(str(name), groups, texts(entry, "phrasings", key), signs, companions))
         requests = data.get("drug_requests") or {}
+        request_frames = frames(requests, "frames", "drug_requests", ("medicine", "problem"), need_all=False)
+        if request_frames and not (requests.get("problems") and requests.get("medicines")):
+            raise InputError("'frames' need 'problems' and 'medicines'", file=str(path), key="drug_requests")
         return cls(
             referral=sentence("referral"), emergency=sentence("emergency"),
             emergency_advice=sentence("emergency_advice"), refusal=sentence("refusal"),
@@ -82,6 +113,9 @@ class Policy:
             request_cues=regex(requests.get("cues", "(?!)"), "drug_requests.cues"),
             drug_requests=tuple(map(str, requests.get("phrasings", []))),
             medication=MedicationLexicon.from_policy(path),
+            emergency_frames=frames(data, "red_flag_frames", "", ("sign", "companion"), need_all=True),
+            request_frames=request_frames, request_problems=texts(requests, "problems", "drug_requests"),
+            request_medicines=texts(requests, "medicines", "drug_requests"),
         )
 
     # --- user messages ---------------------------------------------------------------------------
