@@ -24,7 +24,7 @@ def main() -> int:
         a = params.augment
         kb = load_tidy(CLEAN_DIR)
         config = AugmentConfig(dict(a.per_disease), a.partial_share, a.max_partial_size, params.seed,
-                               dict(a.safety_examples))
+                               dict(a.safety_examples), a.framed_share)
         examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates),
                                    Policy.load(params.clean.policy), config)
     except InputError as exc:

@@ -23,11 +23,11 @@ METRICS, REPORT, CONFUSION = "metrics/evaluate.json", "metrics/report.md", "plot
 
 def main() -> int:
     from medchat.baseline import Baseline
-    from medchat.evaluation import evaluate_baseline, evaluate_lm, evaluate_safety
-    from medchat.safety import Policy, load_safety_set
+    from medchat.evaluation import evaluate_baseline, evaluate_model, measure_speed
     from medchat.inference import ChatModel
-    from medchat.report import evaluation_report, model_card
     from medchat.modeling import quiet_progress
+    from medchat.report import evaluation_report, model_card
+    from medchat.safety import Policy, load_safety_set
 
     quiet_progress()
     try:
@@ -35,8 +35,8 @@ def main() -> int:
         e = params.evaluate
         train_rows = read_jsonl(f"{SPLIT_DIR}/train.jsonl")
         test_rows = read_jsonl(f"{SPLIT_DIR}/test.jsonl")
-        policy = Policy.load(params.clean.policy)
         safety_items = load_safety_set(SAFETY_SET)
+        policy = Policy.load(params.clean.policy)
         chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
                  for name, path in MODELS.items()}
     except InputError as exc:
@@ -48,11 +48,11 @@ def main() -> int:
     results, predictions = {}, []
     results["baseline"], rows = evaluate_baseline(baseline, test_rows)
     predictions += [{"model": "baseline", **r} for r in rows]
+    diagnose_users = [r["user"] for r in test_rows if r["task"] == "diagnose"]
     for name, chat in chats.items():
-        results[name], rows = evaluate_lm(chat, test_rows, e.rank_candidates, e.latency_samples)
+        results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates)
+        results[name].update(measure_speed(chat, diagnose_users, e.latency_samples))
         predictions += [{"model": name, **r} for r in rows]
-        results[name]["safety"], rows = evaluate_safety(chat, policy, safety_items)
-        predictions += [{"model": name, "task": "safety", **r} for r in rows]
         print(f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "
               f"partial {results[name]['partial'].get('accuracy')}")
     shipped = e.ship if e.ship != "best" else max(MODELS, key=lambda m: (results[m]["full"].get("accuracy", 0), m == "finetune"))

@@ -111,3 +111,17 @@ def test_safety_examples_mix_written_and_composed_messages(parts):
     policy = parts[3]
     assert all(policy.red_flag(e.user) for e in composed)  # the composed message still reads as its emergency
     assert groups
+
+
+def test_some_diagnose_prompts_use_the_emergency_frames(parts):
+    """Urgent, casual wording must also precede ordinary diagnoses, or the model learns style, not content."""
+    policy = parts[3]
+    examples, _ = run(parts, framed_share=0.5)
+    diagnose = [e for e in examples if e.task == "diagnose"]
+    openings = tuple(f.split("{")[0].lower() for f in policy.emergency_frames if not f.startswith("{"))
+    framed = [e for e in diagnose if e.user.lower().startswith(openings)]
+    assert 0.1 * len(diagnose) < len(framed) < 0.5 * len(diagnose)  # the frames that open with fixed words
+    assert any(e.user == e.user.lower() for e in framed) and any(e.user != e.user.lower() for e in framed)
+    assert all(e.reply.startswith("It sounds most like") for e in framed)
+    unframed, _ = run(parts, framed_share=0.0)
+    assert not any(e.user.lower().startswith(openings) for e in unframed if e.task == "diagnose")

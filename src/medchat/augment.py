@@ -30,6 +30,7 @@ class AugmentConfig:
     max_partial_size: int
     seed: int
     safety_examples: dict[str, int] = field(default_factory=dict)
+    framed_share: float = 0.0
 
 
 def partial_subsets(sets: list[SymptomSet], max_size: int) -> tuple[dict[str, list[tuple[str, ...]]], int]:
@@ -53,8 +54,20 @@ def partial_subsets(sets: list[SymptomSet], max_size: int) -> tuple[dict[str, li
     return {g: sorted(v) for g, v in by_group.items()}, ambiguous
 
 
-def diagnose_user(symptoms: list[str], lexicon: Lexicon, templates: Templates, rng: random.Random) -> str:
+def diagnose_user(symptoms: list[str], lexicon: Lexicon, templates: Templates, rng: random.Random,
+                  frames: tuple[str, ...] = (), framed_share: float = 0.0) -> str:
+    """A user's description of `symptoms`. A `framed_share` of them use the policy's emergency frames
+    ("is this serious? {sign} and {companion}"), sometimes all lower-case: without these, urgent or casual
+    wording would only ever precede an emergency reply in training, and the model would learn to
+    escalate on the style of a message instead of its content."""
     order = rng.sample(symptoms, len(symptoms))
+    if frames and rng.random() < framed_share:
+        first, *rest = order
+        sign = rng.choice(lexicon.phrasings[first])
+        companion = join_list([rng.choice(lexicon.phrasings[s]) for s in rest]) if rest else \
+            rng.choice([p for p in lexicon.phrasings[first] if p != sign] or [sign])
+        text = rng.choice(frames).format(sign=sign, companion=companion)
+        return text.lower() if rng.random() < 0.5 else sentence_case(text)
     if rng.random() < CLINICAL_SHARE:
         text = rng.choice(templates.diagnose_clinical).format(labels=join_list([lexicon.labels[s] for s in order]))
     else:
@@ -80,6 +93,7 @@ def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: 
         examples.append(Example(f"{task}-{len(examples):05d}", task, disease, sorted(symptoms), user, reply, group, partial))
         return True
 
+    framing = (policy.emergency_frames, config.framed_share)
     sets_by_disease: dict[str, list[SymptomSet]] = defaultdict(list)
     for s in kb.symptom_sets:
         sets_by_disease[s.disease].append(s)
@@ -90,11 +104,11 @@ def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: 
         stats["partial_shortfall"] += round(want * config.partial_share) - n_partial
         for subset, group in rng.sample(pool, n_partial):
             _retry(lambda: add("diagnose", disease, list(subset),
-                               diagnose_user(list(subset), lexicon, templates, rng), group, partial=True))
+                               diagnose_user(list(subset), lexicon, templates, rng, *framing), group, partial=True))
         for i in range(want - n_partial):
             s = sets_by_disease[disease][i % len(sets_by_disease[disease])]
             _retry(lambda: add("diagnose", disease, list(s.symptoms),
-                               diagnose_user(list(s.symptoms), lexicon, templates, rng), s.group))
+                               diagnose_user(list(s.symptoms), lexicon, templates, rng, *framing), s.group))
         for task, choices in (("describe", templates.describe), ("precautions", templates.precautions)):
             _question_examples(task, disease, choices, config.per_disease.get(task, 0), rng, add)
     _safety_examples(policy, lexicon, templates, config.safety_examples, rng, add)

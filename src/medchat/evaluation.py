@@ -16,8 +16,8 @@ def _slice(row: dict) -> str:
     return "partial" if row.get("partial") else "full"
 
 
-def evaluate_lm(chat: Any, rows: list[dict], rank: bool, latency_samples: int) -> tuple[dict, list[dict]]:
-    """Metrics for one model and its per-example predictions."""
+def evaluate_lm(chat: Any, rows: list[dict], rank: bool) -> tuple[dict, list[dict]]:
+    """Quality metrics for one model and its per-example predictions (speed: `measure_speed`)."""
     from medchat.inference import Generation, rank_continuations
 
     # Generate task by task: a batched generate runs until its longest reply ends, so mixing short diagnose
@@ -52,27 +52,36 @@ def evaluate_lm(chat: Any, rows: list[dict], rank: bool, latency_samples: int) -
                 **text_overlap([rows[i]["reply"] for i in chosen], [generation.replies[i] for i in chosen]),
             }
     metrics["perplexity"] = round(chat.perplexity([(r["user"], r["reply"]) for r in rows]), 4)
-    metrics["tokens_per_s"] = round(generation.new_tokens / generation.seconds, 1)
-    metrics["latency_ms"] = _latency(chat, [r["user"] for r in rows[:latency_samples]])
     predictions = [{"id": r["id"], "task": r["task"], "partial": bool(r.get("partial")), "disease": r["disease"],
                     "predicted": predicted[i], "top3": ranked.get(i), "reply": generation.replies[i]}
                    for i, r in enumerate(rows)]
     return metrics, predictions
 
 
-def _latency(chat: Any, users: list[str]) -> dict:
-    """Per-reply response time with one request at a time (what a chat user waits)."""
-    if not users:
-        return {}
+def measure_speed(chat: Any, users: list[str], latency_samples: int) -> dict:
+    """Batched generation throughput (one batch of `users`) and per-reply latency with one request at a
+    time (what a chat user waits)."""
     from medchat.inference import ChatModel
 
+    generated = chat.generate(users[:chat.batch_size])
+    speed: dict[str, Any] = {"tokens_per_s": round(generated.new_tokens / generated.seconds, 1)}
     single = ChatModel(chat.model, chat.tokenizer, chat.max_new_tokens, batch_size=1)
     times = []
-    for user in users:
+    for user in users[:latency_samples]:
         started = time.perf_counter()
         single.generate([user])
         times.append((time.perf_counter() - started) * 1000)
-    return {"p50": round(percentile(times, 50), 1), "p95": round(percentile(times, 95), 1)}
+    if times:
+        speed["latency_ms"] = {"p50": round(percentile(times, 50), 1), "p95": round(percentile(times, 95), 1)}
+    return speed
+
+
+def evaluate_model(chat: Any, rows: list[dict], safety_items: list[dict], policy: Any,
+                   rank: bool) -> tuple[dict, list[dict]]:
+    """Everything evaluate measures about one model except speed, and its per-example predictions."""
+    metrics, predictions = evaluate_lm(chat, rows, rank)
+    metrics["safety"], safety_rows = evaluate_safety(chat, policy, safety_items)
+    return metrics, predictions + [{"task": "safety", **r} for r in safety_rows]
 
 
 def evaluate_baseline(baseline: Any, rows: list[dict]) -> tuple[dict, list[dict]]:

@@ -45,6 +45,8 @@ class AugmentParams:
     max_partial_size: int = spec(3, min=1, max=6)
     safety_examples: dict[str, int] = spec({"emergency": 180, "refusal": 120},
                                            help="examples generated from the safety policy, per task")
+    framed_share: float = spec(0.25, min=0.0, max=1.0,
+                               help="share of diagnose prompts worded through the policy's emergency frames")
     lexicon: str = spec("data/lexicon.yaml")
     templates: str = spec("data/templates.yaml")
 
