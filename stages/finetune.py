@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from medchat.artifacts import atomic_dir, read_jsonl, write_json
+from medchat.artifacts import read_jsonl, write_json
 from medchat.errors import InputError
 from medchat.params import load_params
 
@@ -18,7 +18,7 @@ def main() -> int:
     from datasets import concatenate_datasets, load_from_disk
 
     from medchat.modeling import load_trained, quiet_progress
-    from medchat.training import GradualUnfreezing, accuracy_probe, fit, layer_groups
+    from medchat.training import GradualUnfreezing, accuracy_probe, fit, is_main_process, layer_groups, training_outputs
 
     quiet_progress()
     try:
@@ -40,10 +40,12 @@ def main() -> int:
     train_set = concatenate_datasets([domain, replay]).shuffle(seed=params.seed)
     val_set = data["val"].filter(lambda task: task in p.tasks or task == "diagnose", input_columns="task")
     unfreezing = GradualUnfreezing(layer_groups(model, p.layer_groups))
-    with atomic_dir(OUT_DIR) as out, atomic_dir(PLOTS_DIR) as plots:
+    with training_outputs(OUT_DIR, PLOTS_DIR) as (out, plots):
         summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe, [unfreezing],
                       pack_capacity=params.train.max_length)
     summary.update(replay_examples=n_replay, domain_examples=len(domain), trainable_groups_per_epoch=unfreezing.history)
+    if not is_main_process():
+        return 0  # rank 0 of a torchrun job writes the metrics
     write_json(METRICS, summary)
     print(f"finetune: eval_loss {summary['eval_loss']}, val disease accuracy {summary['eval_disease_accuracy']}, "
           f"groups per epoch {unfreezing.history}")

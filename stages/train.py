@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from medchat.artifacts import atomic_dir, read_jsonl, write_json
+from medchat.artifacts import read_jsonl, write_json
 from medchat.errors import InputError
 from medchat.params import load_params
 
@@ -20,7 +20,7 @@ def main() -> int:
 
     from medchat.modeling import build_model, count_parameters, quiet_progress
     from medchat.tokenization import load_saved_tokenizer
-    from medchat.training import accuracy_probe, fit
+    from medchat.training import accuracy_probe, fit, is_main_process, training_outputs
 
     quiet_progress()
     try:
@@ -37,10 +37,12 @@ def main() -> int:
         return 1
     train_set = data["train"].filter(lambda task: task in p.tasks, input_columns="task")
     val_set = data["val"].filter(lambda task: task in p.tasks, input_columns="task")
-    with atomic_dir(OUT_DIR) as out, atomic_dir(PLOTS_DIR) as plots:
+    with training_outputs(OUT_DIR, PLOTS_DIR) as (out, plots):
         summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe,
                       pack_capacity=params.train.max_length)
     summary["parameters"] = count_parameters(model)
+    if not is_main_process():
+        return 0  # rank 0 of a torchrun job writes the metrics
     write_json(METRICS, summary)
     print(f"train: eval_loss {summary['eval_loss']}, val disease accuracy {summary['eval_disease_accuracy']}, "
           f"{summary['steps']} steps in {summary['runtime_s']}s")

@@ -3,11 +3,12 @@ validation disease accuracy, and ULMFiT-style gradual unfreezing. Imports torch 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from transformers import (DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer
                           TrainingArguments)
 from transformers.integrations import DVCLiveCallback
 
+from medchat.artifacts import atomic_dir
 from medchat.packing import LossPositionsOnly, PackingCollator
 from medchat.params import TrainerParams
 from medchat.tokenization import IGNORE_INDEX
@@ -96,8 +98,14 @@ def training_arguments(p: TrainerParams, output_dir: Path, seed: int) -> Trainin
     for tracker, variable, value in (("mlflow", "MLFLOW_TRACKING_URI", "file:./mlruns"), ("wandb", "WANDB_MODE", "offline")):
         if tracker in p.report_to:
             os.environ.setdefault(variable, value)  # local store / offline mode: never a network service by default
+    import torch
+
+    # Under torchrun / accelerate launch without GPUs, DDP runs on CPU with the gloo backend (NCCL on GPUs,
+    # the Trainer's default). transformers needs both settings to leave single-process mode on CPU.
+    distributed_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     # transformers 5 always saves safetensors; the old names (evaluation_strategy, no_cuda, ...) are gone.
     return TrainingArguments(
+        **({"use_cpu": True, "ddp_backend": "gloo"} if distributed_cpu else {}),
         output_dir=str(output_dir), seed=seed, data_seed=seed,
         num_train_epochs=p.num_train_epochs, per_device_train_batch_size=p.per_device_train_batch_size,
         per_device_eval_batch_size=p.per_device_eval_batch_size,
@@ -133,6 +141,44 @@ def accuracy_probe(tokenizer: Any, examples: list[dict], samples: int, seed: int
     return probe
 
 
+def is_main_process() -> bool:
+    """True in a plain run and in rank 0 of `torchrun` / `accelerate launch` (which set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def training_outputs(out_dir: str, plots_dir: str) -> Iterator[tuple[Path, Path]]:
+    """Where fit writes the model and the dvclive plots: temporary folders that replace the targets on success.
+
+    Under torchrun every rank must see the same output folder (the Trainer saves checkpoints from rank 0
+    and every rank reloads the best one), so the model's staging folder is named after the run id that
+    torchrun gives all ranks, and only rank 0 moves it into place; the other ranks write no plots."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        with atomic_dir(out_dir) as out, atomic_dir(plots_dir) as plots:
+            yield out, plots
+        return
+    import tempfile
+
+    staging = Path(out_dir).parent / f".{Path(out_dir).name}.run-{os.environ.get('TORCHELASTIC_RUN_ID', 'distributed')}"
+    if not is_main_process():
+        with tempfile.TemporaryDirectory() as unused_plots:
+            yield staging, Path(unused_plots)
+        return
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        with atomic_dir(plots_dir) as plots:
+            yield staging, plots
+        # fit waited for every rank before returning, so no one still reads the checkpoints
+        shutil.rmtree(staging / CHECKPOINTS, ignore_errors=True)
+        if Path(out_dir).exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def make_live(plots_dir: Path) -> Any:
     from dvclive import Live
 
@@ -156,7 +202,8 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
         collator = LossPositionsOnly(collator)  # LM head only where the loss is taken
-    every = [DVCLiveCallback(live=make_live(plots_dir)), *callbacks]
+    main = is_main_process()
+    every = [*([DVCLiveCallback(live=make_live(plots_dir))] if main else []), *callbacks]
     if p.early_stopping_patience:
         every.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
     trainer = ChatTrainer(model=model, args=training_arguments(p, out_dir / CHECKPOINTS, seed),
@@ -168,10 +215,14 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
     evals = [h for h in trainer.state.log_history if "eval_loss" in h]
     kept = int(str(trainer.state.best_model_checkpoint).rsplit("-", 1)[-1]) if trainer.state.best_model_checkpoint else None
     final = next((h for h in evals if h["step"] == kept), evals[-1] if evals else None) or trainer.evaluate()
-    trainer.save_model(str(out_dir))
-    # Trainer also pickles TrainingArguments; our model folders hold no pickles (params.yaml records the config).
-    (out_dir / "training_args.bin").unlink(missing_ok=True)
-    shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)  # the kept model is saved; checkpoints were for recovery
+    trainer.save_model(str(out_dir))  # from rank 0 only
+    if main:
+        # Trainer also pickles TrainingArguments; our model folders hold no pickles (params.yaml records the config).
+        (out_dir / "training_args.bin").unlink(missing_ok=True)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)  # the kept model is saved; checkpoints were for recovery
+    else:
+        trainer.accelerator.wait_for_everyone()  # training_outputs removes them once every rank is here
     # dvclive records all ~100 TrainingArguments here; params.yaml already holds ours, and a second
     # params file would only clutter the committed plots folder.
     (plots_dir / "params.yaml").unlink(missing_ok=True)
