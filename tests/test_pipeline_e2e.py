@@ -101,21 +101,3 @@ def test_experiment_changes_params_and_metrics(project):
     metrics = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
     assert "metrics/train.json" in metrics and "eval_loss" in metrics["metrics/train.json"]
 
-
-def test_queued_experiments_run_two_at_a_time(project):
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
-    subprocess.run(["git", "commit", "-qm", "before the queue"], cwd=project, capture_output=True)
-    dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.003,0.03", cwd=project)
-    dvc("queue", "start", "-j", "2", cwd=project)
-    deadline = time.monotonic() + 420
-    while time.monotonic() < deadline:
-        status = dvc("queue", "status", cwd=project).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        time.sleep(5)
-    else:
-        pytest.fail(f"queue did not finish:\n{status}")
-    assert status.count("Success") >= 2, status
-    shown = dvc("exp", "show", "--json", cwd=project).stdout
-    for rate in ("0.003", "0.03"):
-        assert f'"learning_rate": {rate},' in shown, rate  # both experiments' params (and metrics) are recorded
