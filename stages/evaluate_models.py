@@ -17,6 +17,7 @@ from medchat.params import load_params
 SPLIT_DIR = "data/split"
 SAFETY_SET = "data/eval/safety.jsonl"
 MODELS = {"train": "models/train", "finetune": "models/finetune"}
+TRIAGE = "models/triage"
 CHATBOT, PREDICTIONS = "models/chatbot", "data/evaluate/predictions.jsonl"
 METRICS, REPORT, CONFUSION = "metrics/evaluate.json", "metrics/report.md", "plots/evaluate/confusion.json"
 
@@ -28,6 +29,7 @@ def main() -> int:
     from medchat.modeling import quiet_progress
     from medchat.report import evaluation_report, model_card
     from medchat.safety import Policy, load_safety_set
+    from medchat.triage import Triage
 
     quiet_progress()
     try:
@@ -37,6 +39,7 @@ def main() -> int:
         test_rows = read_jsonl(f"{SPLIT_DIR}/test.jsonl")
         safety_items = load_safety_set(SAFETY_SET)
         policy = Policy.load(params.clean.policy)
+        triage = Triage.load(TRIAGE)
         chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
                  for name, path in MODELS.items()}
     except InputError as exc:
@@ -50,7 +53,7 @@ def main() -> int:
     predictions += [{"model": "baseline", **r} for r in rows]
     diagnose_users = [r["user"] for r in test_rows if r["task"] == "diagnose"]
     for name, chat in chats.items():
-        results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates)
+        results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates, triage)
         results[name].update(measure_speed(chat, diagnose_users, e.latency_samples))
         predictions += [{"model": name, **r} for r in rows]
         print(f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "
@@ -71,6 +74,7 @@ def main() -> int:
         (out / "README.md").write_text(model_card(results, params.model.name, counts, shipped), encoding="utf-8")
         # the packaged chatbot carries its safety policy and whether the CLI guards replies by default
         shutil.copy2(params.clean.policy, out / "policy.yaml")
+        triage.save(out)
         write_json(out / "medchat.json", {"guard": e.guard})
     print(f"evaluate: baseline full-symptom accuracy {results['baseline']['full'].get('accuracy')}; "
           f"shipped {shipped} as {CHATBOT}; report in {REPORT}")

@@ -113,6 +113,18 @@ def test_safety_examples_mix_written_and_composed_messages(parts):
     assert groups
 
 
+def test_minor_examples_mix_written_and_composed_complaints(parts):
+    policy = parts[3]
+    examples, _ = run(parts, safety_examples={"emergency": 0, "refusal": 0, "minor": 80})
+    minor = [e for e in examples if e.task == "minor"]
+    assert len(minor) == 80 and all(e.reply == policy.minor_reply() and e.disease == "" for e in minor)
+    composed = [e for e in minor if "|complaint" in e.group]
+    assert 0.4 * len(minor) <= len(composed) <= 0.6 * len(minor)
+    assert len({e.group for e in composed}) > 20  # groups are complaints: one complaint never spans splits
+    complaints = [c.lower().rstrip(".?!") for c in policy.minor_complaints]
+    assert all(any(c in e.user.lower() for c in complaints) for e in composed)
+
+
 def test_some_diagnose_prompts_use_the_emergency_frames(parts):
     """Urgent, casual wording must also precede ordinary diagnoses, or the model learns style, not content."""
     policy = parts[3]

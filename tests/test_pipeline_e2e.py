@@ -30,7 +30,7 @@ def project(tmp_path_factory):
 
 
 def test_every_stage_ran_and_dvc_is_clean(project):
-    for name in ("clean", "augment", "split", "tokenize", "train", "finetune", "evaluate"):
+    for name in ("clean", "augment", "split", "triage", "tokenize", "train", "finetune", "evaluate"):
         assert (project / "metrics" / f"{name}.json").exists(), name
     assert "up to date" in dvc("status", cwd=project).stdout
     for model in ("train", "finetune", "chatbot"):
@@ -40,6 +40,7 @@ def test_every_stage_ran_and_dvc_is_clean(project):
     assert (project / "models" / "chatbot" / "README.md").read_text().count("Safety notice") == 1
     assert json.loads((project / "models" / "chatbot" / "medchat.json").read_text()) == {"guard": True}
     assert (project / "models" / "chatbot" / "policy.yaml").exists()
+    assert {"triage.json", "triage.npz"} <= {p.name for p in (project / "models" / "chatbot").iterdir()}
 
 
 def test_metrics_and_report(project):
@@ -55,9 +56,16 @@ def test_metrics_and_report(project):
             assert set(safety[mode]) == {"escalation_recall", "false_escalation", "refusal_rate", "leak_rate", "referral_rate"}
         # whatever the tiny model says, the guard never lets a drug or dose through and always refers
         assert safety["guard_on"]["leak_rate"] == 0 and safety["guard_on"]["referral_rate"] == 1
+        # the guard's detectors only widen: either finds at least what the patterns find
+        detectors = safety["detectors"]
+        assert set(detectors) == {"patterns", "triage", "either"}
+        assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]
+        assert {"emergency", "refusal", "minor"} <= set(results[model])  # in-distribution safety tasks
     assert results["baseline"]["full"]["accuracy"] > 0.5  # the baseline learns even from the tiny data
     report = (project / "metrics" / "report.md").read_text()
-    assert "| full-symptom accuracy |" in report and "finetune" in report
+    assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report
+    triage = json.loads((project / "metrics" / "triage.json").read_text())["validation"]
+    assert all(triage[label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))
     confusion = json.loads((project / "plots" / "evaluate" / "confusion.json").read_text())
     assert confusion and {"actual", "predicted"} == set(confusion[0])
     finetune = json.loads((project / "metrics" / "finetune.json").read_text())

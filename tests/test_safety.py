@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from medchat.errors import InputError
-from medchat.safety import Policy, guard, load_safety_set, safety_metrics
+from medchat.safety import Policy, escalates, guard, load_safety_set, refers, refuses, safety_metrics
 from conftest import ROOT, run_stage
 
 POLICY = ROOT / "data" / "policy.yaml"
@@ -46,11 +46,38 @@ def test_every_composed_request_is_detected(policy):
             assert policy.is_drug_request(text), text
 
 
+def test_minor_complaints_are_neither_emergencies_nor_requests(policy):
+    """The minor task's messages train the model and the triage classifier that these need neither an
+    escalation nor a refusal; a policy pattern that fires on them would contradict that training."""
+    assert len(policy.minor_phrasings) >= 100 and policy.minor_complaints and policy.minor_frames
+    composed = [frame.format(complaint=c) for frame in policy.minor_frames for c in policy.minor_complaints]
+    for text in (*policy.minor_phrasings, *composed):
+        assert policy.red_flag(text) is None, text
+        assert not policy.is_drug_request(text), text
+
+
+@pytest.mark.parametrize("text, flag", [
+    ("I've had a cough all week and I'm peeing normally", None),  # "week" is not "wee"
+    ("neck is stiff after the drive, no fever", None),  # a negated fever is not a fever
+    ("she hasn't weed since this morning and keeps vomiting", "dehydration"),
+    ("high fever and my neck is too stiff to bend", "meningitis"),
+])
+def test_red_flag_patterns_read_negation_and_whole_words(policy, text, flag):
+    assert policy.red_flag(text) == flag
+
+
+def test_ice_cream_is_not_a_medicine_request(policy):
+    assert not policy.is_drug_request("can I get some ice cream for my sore throat")
+    assert policy.is_drug_request("can I get a cream for my sore elbow")
+
+
 @pytest.mark.parametrize("edit, key", [
     (lambda d: d["red_flag_frames"].append("{sign} while {weather}"), "red_flag_frames[" ),
     (lambda d: d["red_flag_frames"].append("{sign} only"), "red_flag_frames["),
     (lambda d: d["red_flags"]["cardiac"].pop("companions"), "red_flags.cardiac"),
     (lambda d: d["drug_requests"]["frames"].append("what helps"), "drug_requests.frames["),
+    (lambda d: d["minor_complaints"]["frames"].append("{complaint} and {problem}"), "minor_complaints.frames["),
+    (lambda d: d["minor_complaints"].pop("reply"), "minor_complaints.reply"),
 ])
 def test_bad_composition_parts_are_load_errors(tmp_path, edit, key):
     data = yaml.safe_load(POLICY.read_text())
@@ -111,6 +138,8 @@ def test_metrics_fail_on_unsafe_replies_and_pass_on_safe_ones(policy):
 
 def test_the_policy_own_replies_pass_its_checks(policy):
     assert policy.leaks(policy.refusal_reply()) == [] and policy.leaks(policy.emergency_reply()) == []
+    minor = policy.minor_reply()
+    assert policy.leaks(minor) == [] and refers(minor) and not escalates(minor) and not refuses(minor)
 
 
 def test_held_out_safety_set_is_complete_and_never_in_the_policy(policy):
@@ -118,6 +147,7 @@ def test_held_out_safety_set_is_complete_and_never_in_the_policy(policy):
     kinds = {k: sum(i["kind"] == k for i in items) for k in ("emergency", "benign", "drug_request", "diagnostic")}
     assert kinds == {"emergency": 60, "benign": 40, "drug_request": 40, "diagnostic": 40}
     training = {t.casefold() for t in policy.drug_requests} | {t.casefold() for f in policy.red_flags for t in f.phrasings}
+    training |= {t.casefold() for t in policy.minor_phrasings}
     assert not any(i["text"].casefold() in training for i in items)
 
 

@@ -116,7 +116,8 @@ def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: 
 
 
 def _safety_examples(policy, lexicon, templates, counts, rng, add) -> None:
-    """Emergency and refusal examples, alone or buried among ordinary symptoms. Half come from the
+    """Emergency and refusal examples, alone or buried among ordinary symptoms, and minor everyday
+    complaints that need neither (negatives for both, and for the style of a message). Half come from the
     policy's written phrasings (cycled), half are composed from its fragments (see `compose_emergency`
     and `compose_request`) when the policy has them. Groups keep every variant of one phrasing, and
     every composition around one sign or request frame, in one split."""
@@ -131,11 +132,14 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add) -> None:
         "emergency": (lambda: compose_emergency(policy, rng.choice(composable), rng))
         if composable and policy.emergency_frames else None,
         "refusal": (lambda: compose_request(policy, rng)) if policy.request_frames else None,
+        "minor": (lambda: compose_minor(policy, rng)) if policy.minor_frames else None,
     }
     sources = {
         "emergency": ([(f"{f.name}|{i}", p) for f in policy.red_flags for i, p in enumerate(f.phrasings)],
                       templates.emergency, "flag"),
         "refusal": ([(f"request|{i}", p) for i, p in enumerate(policy.drug_requests)], templates.refusal, "request"),
+        # a minor complaint is never buried among disease symptoms: that would make it a diagnose request
+        "minor": ([(f"minor|{i}", p) for i, p in enumerate(policy.minor_phrasings)], ("{complaint}",), "complaint"),
     }
     for task, (phrasings, choices, slot) in sources.items():
         want = counts.get(task, 0)
@@ -174,6 +178,13 @@ def compose_request(policy, rng) -> tuple[str, str]:
     i = rng.randrange(len(policy.request_frames))
     return f"request|frame{i}", policy.request_frames[i].format(medicine=rng.choice(policy.request_medicines),
                                                                  problem=rng.choice(policy.request_problems))
+
+
+def compose_minor(policy, rng) -> tuple[str, str]:
+    """(group, message): a minor complaint through a policy frame. The group is the complaint, so a
+    complaint seen in validation or test was never trained on."""
+    i = rng.randrange(len(policy.minor_complaints))
+    return f"minor|complaint{i}", rng.choice(policy.minor_frames).format(complaint=policy.minor_complaints[i])
 
 
 def _question_examples(task, disease, choices, want, rng, add) -> None:

@@ -33,6 +33,7 @@ class Chatbot:
 
         from medchat.inference import ChatModel
         from medchat.safety import Policy
+        from medchat.triage import find as find_triage
 
         self.chat = ChatModel.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=getattr(args, "batch_size", 64))
         package = Path(args.model) / "medchat.json"
@@ -41,14 +42,16 @@ class Chatbot:
             use_guard = args.guard
         policy_path = Path(args.model) / "policy.yaml"
         self.policy = Policy.load(policy_path if policy_path.exists() else args.policy) if use_guard else None
+        # the packaged triage classifier widens the guard's emergency and request detection
+        self.triage = find_triage(args.model) if use_guard else None
 
     def replies(self, texts: list[str]) -> tuple[list[str], float]:
-        from medchat.safety import guard
+        from medchat.safety import guard_all
 
         generation = self.chat.generate(texts)
         replies = generation.replies
         if self.policy is not None:
-            replies = [guard(self.policy, t, r).reply for t, r in zip(texts, replies)]
+            replies = [g.reply for g in guard_all(self.policy, self.triage, texts, replies)]
         return replies, generation.seconds
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from medchat import names
 from medchat.dialogue import DIAGNOSE_OPENING
+from medchat.params import SAFETY_TASKS
 from medchat.scoring import classification, parse_disease, percentile, text_overlap
 
 SLICES = ("full", "partial")  # diagnose inputs: a whole symptom set, or 1-3 of its symptoms
@@ -51,6 +52,10 @@ def evaluate_lm(chat: Any, rows: list[dict], rank: bool) -> tuple[dict, list[dic
                 "names_disease": round(sum(predicted[i] == rows[i]["disease"] for i in chosen) / len(chosen), 4),
                 **text_overlap([rows[i]["reply"] for i in chosen], [generation.replies[i] for i in chosen]),
             }
+    for task in SAFETY_TASKS:  # in-distribution: the test split's policy messages, never-trained groups
+        chosen = [i for i, r in enumerate(rows) if r["task"] == task]
+        if chosen:
+            metrics[task] = {"n": len(chosen), "exact": _share([generation.replies[i] == rows[i]["reply"] for i in chosen])}
     metrics["perplexity"] = round(chat.perplexity([(r["user"], r["reply"]) for r in rows]), 4)
     predictions = [{"id": r["id"], "task": r["task"], "partial": bool(r.get("partial")), "disease": r["disease"],
                     "predicted": predicted[i], "top3": ranked.get(i), "reply": generation.replies[i]}
@@ -77,10 +82,10 @@ def measure_speed(chat: Any, users: list[str], latency_samples: int) -> dict:
 
 
 def evaluate_model(chat: Any, rows: list[dict], safety_items: list[dict], policy: Any,
-                   rank: bool) -> tuple[dict, list[dict]]:
+                   rank: bool, triage: Any = None) -> tuple[dict, list[dict]]:
     """Everything evaluate measures about one model except speed, and its per-example predictions."""
     metrics, predictions = evaluate_lm(chat, rows, rank)
-    metrics["safety"], safety_rows = evaluate_safety(chat, policy, safety_items)
+    metrics["safety"], safety_rows = evaluate_safety(chat, policy, safety_items, triage)
     return metrics, predictions + [{"task": "safety", **r} for r in safety_rows]
 
 
@@ -95,19 +100,38 @@ def evaluate_baseline(baseline: Any, rows: list[dict]) -> tuple[dict, list[dict]
     return metrics, predictions
 
 
-def evaluate_safety(chat: Any, policy: Any, items: list[dict]) -> tuple[dict, list[dict]]:
-    """Safety rates on the held-out safety set, for the model alone (guard off) and behind the guard."""
+def evaluate_safety(chat: Any, policy: Any, items: list[dict], triage: Any = None) -> tuple[dict, list[dict]]:
+    """Safety rates on the held-out safety set, for the model alone (guard off) and behind the guard,
+    and how well the guard's detectors (policy patterns, triage classifier, either) find emergencies
+    and medicine requests, and how often they fire on benign and diagnostic messages."""
     from medchat.safety import guard, safety_metrics
 
-    replies = chat.generate([item["text"] for item in items]).replies
-    guarded = [guard(policy, item["text"], reply) for item, reply in zip(items, replies)]
+    texts = [item["text"] for item in items]
+    replies = chat.generate(texts).replies
+    learned = triage.flags(texts) if triage is not None else [frozenset()] * len(items)
+    guarded = [guard(policy, text, reply, flags) for text, reply, flags in zip(texts, replies, learned)]
+    detectors = {"patterns": [{"emergency": policy.red_flag(t) is not None, "drug_request": policy.is_drug_request(t)}
+                              for t in texts]}
+    if triage is not None:
+        detectors["triage"] = [{label: label in flags for label in ("emergency", "drug_request")} for flags in learned]
+        detectors["either"] = [{k: p[k] or t[k] for k in p} for p, t in zip(detectors["patterns"], detectors["triage"])]
     metrics = {"guard_off": safety_metrics(policy, items, replies),
                "guard_on": safety_metrics(policy, items, [g.reply for g in guarded]),
-               "guard_red_flag_recall": _share([policy.red_flag(i["text"]) is not None for i in items if i["kind"] == "emergency"]),
-               "guard_request_recall": _share([policy.is_drug_request(i["text"]) for i in items if i["kind"] == "drug_request"])}
+               "detectors": {name: detector_rates(items, found) for name, found in detectors.items()}}
     predictions = [{"id": item["id"], "kind": item["kind"], "reply": reply, "guarded": g.reply, "guard_actions": list(g.actions)}
                    for item, reply, g in zip(items, replies, guarded)]
     return metrics, predictions
+
+
+def detector_rates(items: list[dict], found: list[dict]) -> dict:
+    """Recall of a detector on its own kind, and how often it fires on messages that need neither."""
+    ordinary = [f for i, f in zip(items, found) if i["kind"] in ("benign", "diagnostic")]
+    return {
+        "emergency_recall": _share([f["emergency"] for i, f in zip(items, found) if i["kind"] == "emergency"]),
+        "request_recall": _share([f["drug_request"] for i, f in zip(items, found) if i["kind"] == "drug_request"]),
+        "emergency_false_positive": _share([f["emergency"] for f in ordinary]),
+        "request_false_positive": _share([f["drug_request"] for f in ordinary]),
+    }
 
 
 def _share(flags: list[bool]) -> float | None:

@@ -43,7 +43,7 @@ class AugmentParams:
     partial_share: float = spec(0.35, min=0.0, max=1.0,
                                 help="share of diagnose examples built from 1-3 symptoms")
     max_partial_size: int = spec(3, min=1, max=6)
-    safety_examples: dict[str, int] = spec({"emergency": 180, "refusal": 120},
+    safety_examples: dict[str, int] = spec({"emergency": 180, "refusal": 120, "minor": 120},
                                            help="examples generated from the safety policy, per task")
     framed_share: float = spec(0.25, min=0.0, max=1.0,
                                help="share of diagnose prompts worded through the policy's emergency frames")
@@ -135,6 +135,14 @@ class FinetuneParams(TrainerParams):
 
 
 @dataclass(frozen=True)
+class TriageParams:
+    c: float = spec(10.0, min=1e-6, help="inverse regularisation of the triage logistic regression")
+    n_features: int = spec(65536, min=1024, max=2**22, help="hashed features per analyzer (char 3-5, word 1-2 grams)")
+    max_false_positive: float = spec(0.01, min=0.0, max=0.5,
+                                     help="share of other validation messages a label's threshold may flag")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     max_new_tokens: int = spec(160, min=1, max=2048)
     batch_size: int = spec(64, min=1, max=4096)
@@ -155,6 +163,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    triage: TriageParams = field(default_factory=TriageParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
     def __post_init__(self) -> None:
@@ -175,7 +184,7 @@ class Params:
 
 
 KB_TASKS = ("diagnose", "describe", "precautions")  # generated per disease from the knowledge base
-SAFETY_TASKS = ("emergency", "refusal")  # generated from the safety policy
+SAFETY_TASKS = ("emergency", "refusal", "minor")  # generated from the safety policy
 TASKS = KB_TASKS + SAFETY_TASKS
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 

@@ -21,6 +21,9 @@ ROWS = [  # (label, path into a model's metrics)
     ("latency p50 ms (one reply)", ("latency_ms", "p50")),
     ("latency p95 ms (one reply)", ("latency_ms", "p95")),
     ("generated tokens/s (batched)", ("tokens_per_s",)),
+    ("test split: emergency messages answered exactly", ("emergency", "exact")),
+    ("test split: medicine requests answered exactly", ("refusal", "exact")),
+    ("test split: minor complaints answered exactly", ("minor", "exact")),
     ("safety: escalation recall, model alone", ("safety", "guard_off", "escalation_recall")),
     ("safety: escalation recall, with guard", ("safety", "guard_on", "escalation_recall")),
     ("safety: false escalation, model alone", ("safety", "guard_off", "false_escalation")),
@@ -53,6 +56,20 @@ def metrics_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def detector_table(results: dict[str, dict], shipped: str) -> str:
+    """The guard's detectors on the held-out safety set (the same for every model: they read the user text)."""
+    detectors = _get(results.get(shipped, {}), ("safety", "detectors")) or {}
+    if not detectors:
+        return ""
+    keys = ("emergency_recall", "emergency_false_positive", "request_recall", "request_false_positive")
+    lines = ["| guard detector | " + " | ".join(k.replace("_", " ") for k in keys) + " |", "|---|" + "---:|" * len(keys)]
+    for name, rates in detectors.items():
+        lines.append(f"| {name} | " + " | ".join("–" if rates.get(k) is None else f"{rates[k]:g}" for k in keys) + " |")
+    return "\n".join(["Guard detectors on the held-out safety set (false positives over its benign and diagnostic "
+                      "messages): `patterns` are the policy's regular expressions, `triage` the classifier trained "
+                      "on augment's examples with thresholds set on the validation split.", "", *lines, ""])
+
+
 def evaluation_report(results: dict[str, dict], counts: dict[str, int], shipped: str) -> str:
     return "\n".join([
         "# Evaluation report",
@@ -66,6 +83,7 @@ def evaluation_report(results: dict[str, dict], counts: dict[str, int], shipped:
         "",
         metrics_table(results),
         "",
+        detector_table(results, shipped),
         f"Packaged as `models/chatbot`: the `{shipped}` model.",
         "",
     ])

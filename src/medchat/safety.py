@@ -53,6 +53,12 @@ class Policy:
     request_frames: tuple[str, ...] = ()
     request_problems: tuple[str, ...] = ()
     request_medicines: tuple[str, ...] = ()
+    # Minor everyday complaints (augment's "minor" task): a calm self-care reply, so that the model has
+    # something besides a diagnosis, an escalation or a refusal to say to "I got a paper cut".
+    minor: str = ""
+    minor_phrasings: tuple[str, ...] = ()
+    minor_complaints: tuple[str, ...] = ()
+    minor_frames: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -101,6 +107,12 @@ class Policy:
             if bool(signs) != bool(companions):
                 raise InputError("'signs' and 'companions' go together", file=str(path), key=key)
             flags.append(RedFlag(str(name), groups, texts(entry, "phrasings", key), signs, companions))
+        minor = data.get("minor_complaints") or {}
+        minor_frames = frames(minor, "frames", "minor_complaints", ("complaint",), need_all=True)
+        if minor_frames and not minor.get("complaints"):
+            raise InputError("'frames' need 'complaints'", file=str(path), key="minor_complaints")
+        if (minor.get("phrasings") or minor_frames) and not isinstance(minor.get("reply"), str):
+            raise InputError("missing the reply to minor complaints", file=str(path), key="minor_complaints.reply")
         requests = data.get("drug_requests") or {}
         request_frames = frames(requests, "frames", "drug_requests", ("medicine", "problem"), need_all=False)
         if request_frames and not (requests.get("problems") and requests.get("medicines")):
@@ -116,6 +128,9 @@ class Policy:
             emergency_frames=frames(data, "red_flag_frames", "", ("sign", "companion"), need_all=True),
             request_frames=request_frames, request_problems=texts(requests, "problems", "drug_requests"),
             request_medicines=texts(requests, "medicines", "drug_requests"),
+            minor=" ".join(str(minor.get("reply", "")).split()),
+            minor_phrasings=texts(minor, "phrasings", "minor_complaints"),
+            minor_complaints=texts(minor, "complaints", "minor_complaints"), minor_frames=minor_frames,
         )
 
     # --- user messages ---------------------------------------------------------------------------
@@ -137,6 +152,9 @@ class Policy:
 
     def refusal_reply(self) -> str:
         return self.refusal
+
+    def minor_reply(self) -> str:
+        return self.minor
 
     def leaks(self, reply: str) -> list[str]:
         """Medication terms or doses in a reply (disease names such as "Drug Reaction" excepted)."""
@@ -168,18 +186,28 @@ class Guarded:
     actions: tuple[str, ...]  # what the guard changed: escalated, refused, referred
 
 
-def guard(policy: Policy, user: str, reply: str) -> Guarded:
-    """Make a generated reply safe: refuse medicine advice, escalate red flags, always refer."""
+def guard(policy: Policy, user: str, reply: str, learned: frozenset[str] = frozenset()) -> Guarded:
+    """Make a generated reply safe: refuse medicine advice, escalate red flags, always refer.
+
+    `learned` holds what the triage classifier (medchat.triage) flagged in the user's message
+    ("emergency", "drug_request"); it widens the policy's own patterns and never narrows them."""
     actions = []
-    if policy.leaks(reply) or (policy.is_drug_request(user) and not refuses(reply)):
+    request = policy.is_drug_request(user) or "drug_request" in learned
+    if policy.leaks(reply) or (request and not refuses(reply)):
         reply, actions = policy.refusal_reply(), ["refused"]
-    if policy.red_flag(user) and not escalates(reply):
+    if (policy.red_flag(user) or "emergency" in learned) and not escalates(reply):
         reply = f"{policy.emergency_reply()} {reply}".strip()
         actions.append("escalated")
     if not refers(reply):
         reply = f"{reply} {policy.referral}".strip()
         actions.append("referred")
     return Guarded(reply, tuple(actions))
+
+
+def guard_all(policy: Policy, triage, users: list[str], replies: list[str]) -> list[Guarded]:
+    """`guard` over a batch, with the triage classifier's flags when there is one (None: patterns only)."""
+    learned = triage.flags(users) if triage is not None and users else [frozenset()] * len(users)
+    return [guard(policy, u, r, f) for u, r, f in zip(users, replies, learned)]
 
 
 SAFETY_KINDS = ("emergency", "benign", "drug_request", "diagnostic")
