@@ -17,14 +17,16 @@ from medchat.params import load_params
 SPLIT_DIR = "data/split"
 SAFETY_SET = "data/eval/safety.jsonl"
 MODELS = {"train": "models/train", "finetune": "models/finetune"}
-TRIAGE = "models/triage"
+TRIAGE, INDEX = "models/triage", "models/retriever"
+FREETEXT = "data/eval/freetext.jsonl"
 CHATBOT, PREDICTIONS = "models/chatbot", "data/evaluate/predictions.jsonl"
 METRICS, REPORT, CONFUSION = "metrics/evaluate.json", "metrics/report.md", "plots/evaluate/confusion.json"
 
 
 def main() -> int:
     from medchat.baseline import Baseline
-    from medchat.evaluation import evaluate_baseline, evaluate_model, measure_speed
+    from medchat.evaluation import evaluate_baseline, evaluate_freetext, evaluate_model, load_freetext, measure_speed
+    from medchat.retrieval import PromptBuilder, recall_at
     from medchat.inference import ChatModel
     from medchat.modeling import quiet_progress
     from medchat.report import evaluation_report, model_card
@@ -40,6 +42,8 @@ def main() -> int:
         safety_items = load_safety_set(SAFETY_SET)
         policy = Policy.load(params.clean.policy)
         triage = Triage.load(TRIAGE)
+        prompts = PromptBuilder.load(INDEX)
+        freetext = load_freetext(FREETEXT)
         chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
                  for name, path in MODELS.items()}
     except InputError as exc:
@@ -51,10 +55,17 @@ def main() -> int:
     results, predictions = {}, []
     results["baseline"], rows = evaluate_baseline(baseline, test_rows)
     predictions += [{"model": "baseline", **r} for r in rows]
-    diagnose_users = [r["user"] for r in test_rows if r["task"] == "diagnose"]
+    diagnose = [r for r in test_rows if r["task"] == "diagnose"]
+    free, _ = evaluate_freetext(freetext, prompts, baseline)
+    results["baseline"]["freetext"] = {"raw": free["baseline_raw"], "normalised": free["baseline"]}
+    results["retriever"] = {"test": recall_at(prompts.retriever.rank(prompts.queries([r["user"] for r in diagnose])),
+                                              [r["disease"] for r in diagnose]),
+                            "freetext": {"raw": free["retriever_raw"], "normalised": free["retriever"]}}
     for name, chat in chats.items():
-        results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates, triage)
-        results[name].update(measure_speed(chat, diagnose_users, e.latency_samples))
+        results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates, triage, prompts)
+        results[name].update(measure_speed(chat, prompts([r["user"] for r in diagnose]), e.latency_samples))
+        free, _ = evaluate_freetext(freetext, prompts, baseline, chat)
+        results[name]["freetext"] = {k: free[k] for k in ("lm", "lm_generated", "ensemble")}
         predictions += [{"model": name, **r} for r in rows]
         print(f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "
               f"partial {results[name]['partial'].get('accuracy')}")
@@ -75,6 +86,8 @@ def main() -> int:
         # the packaged chatbot carries its safety policy and whether the CLI guards replies by default
         shutil.copy2(params.clean.policy, out / "policy.yaml")
         triage.save(out)
+        for item in Path(INDEX).iterdir():  # the prompt builder: normaliser, retriever and its settings
+            shutil.copy2(item, out / item.name)
         write_json(out / "medchat.json", {"guard": e.guard})
     print(f"evaluate: baseline full-symptom accuracy {results['baseline']['full'].get('accuracy')}; "
           f"shipped {shipped} as {CHATBOT}; report in {REPORT}")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from medchat.artifacts import read_jsonl, write_json
+from medchat.artifacts import write_json
 from medchat.errors import InputError
 from medchat.params import load_params
 
 TOKENIZED, BASE = Path("data/tokenized"), "models/train"
-VAL = "data/split/val.jsonl"
 OUT_DIR, PLOTS_DIR, METRICS = "models/finetune", "plots/finetune", "metrics/finetune.json"
 
 
@@ -27,7 +26,8 @@ def main() -> int:
         model, tokenizer = load_trained(BASE)
         # in memory: transforms (filter, shuffle) must not write cache files into the DVC-tracked folder
         data = load_from_disk(str(TOKENIZED / "datasets"), keep_in_memory=True)
-        probe = accuracy_probe(tokenizer, read_jsonl(VAL), p.accuracy_samples, params.seed)
+        probe = accuracy_probe(tokenizer, data["val"].select_columns(["user", "task", "disease"]).to_list(),
+                               p.accuracy_samples, params.seed)
     except InputError as exc:
         print(f"finetune: error: {exc}", file=sys.stderr)
         return 1

@@ -8,11 +8,13 @@ from collections import Counter
 from medchat.artifacts import atomic_dir, read_jsonl, write_json, write_jsonl
 from medchat.errors import InputError
 from medchat.params import load_params
+from medchat.evaluation import load_freetext
 from medchat.safety import load_safety_set
 from medchat.splitting import SPLITS, SplitConfig, held_out_overlap, overlap, split_examples
 
 EXAMPLES = "data/augmented/examples.jsonl"
 HELD_OUT = "data/eval/safety.jsonl"  # evaluation-only texts: no training example may contain one
+FREETEXT = "data/eval/freetext.jsonl"
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
 
@@ -21,7 +23,7 @@ def main() -> int:
     try:
         params = load_params()
         examples = read_jsonl(EXAMPLES)
-        held_out = [item["text"] for item in load_safety_set(HELD_OUT)]
+        held_out = [item["text"] for item in (*load_safety_set(HELD_OUT), *load_freetext(FREETEXT))]
     except InputError as exc:
         print(f"split: error: {exc}", file=sys.stderr)
         return 1

@@ -10,10 +10,14 @@ import sys
 from medchat.artifacts import atomic_dir, read_jsonl, write_json
 from medchat.errors import InputError
 from medchat.params import load_params
+from medchat.retrieval import PromptBuilder
 from medchat.splitting import SPLITS
-from medchat.tokenization import SCRATCH, encode_rows, load_pretrained_tokenizer, save_tokenizer, train_bpe_tokenizer
+from medchat.lexicon import Lexicon
+from medchat.tokenization import (SCRATCH, add_domain_tokens, domain_terms, encode_rows, load_pretrained_tokenizer,
+                                  save_domain_tokens, save_tokenizer, tokens_per_term, train_bpe_tokenizer)
 
 SPLIT_DIR = "data/split"
+INDEX = "models/retriever"  # its prompt settings: normalised and/or retrieval-augmented user turns
 OUT_DIR = "data/tokenized"
 METRICS = "metrics/tokenize.json"
 
@@ -25,17 +29,26 @@ def main() -> int:
 
     try:
         params = load_params()
-        rows = {name: read_jsonl(f"{SPLIT_DIR}/{name}.jsonl") for name in SPLITS}
+        builder = PromptBuilder.load(INDEX)
+        rows = {}
+        for name in SPLITS:
+            split = read_jsonl(f"{SPLIT_DIR}/{name}.jsonl")
+            rows[name] = [{**row, "user": prompt} for row, prompt in zip(split, builder([r["user"] for r in split]))]
         if params.model.name == SCRATCH:
             # Trained on the train split only, so validation and test text never shapes the vocabulary.
             tokenizer = train_bpe_tokenizer((f"{r['user']}\n{r['reply']}" for r in rows["train"]), params.model.vocab_size)
         else:
             tokenizer = load_pretrained_tokenizer(params.model.name)
+        terms = domain_terms(Lexicon.load(params.augment.lexicon))
     except InputError as exc:
         print(f"tokenize: error: {exc}", file=sys.stderr)
         return 1
-    metrics = {"vocab_size": len(tokenizer), "max_length": params.train.max_length,
-               "chat_template": bool(tokenizer.chat_template)}
+    domain = {"terms": len(terms), "tokens_per_term_before": tokens_per_term(tokenizer, terms)}
+    added = add_domain_tokens(tokenizer, terms) if params.tokenize.add_domain_tokens else {}
+    domain.update(added=len(added), tokens_per_term_after=tokens_per_term(tokenizer, terms))
+    metrics = {"vocab_size": len(tokenizer), "max_length": params.train.max_length, "domain_tokens": domain,
+               "chat_template": bool(tokenizer.chat_template), "prompts": {"normalised": builder.config.normalise,
+                                                                           "grounded": builder.config.ground}}
     splits = {}
     for name in SPLITS:
         columns, metrics[name] = encode_rows(tokenizer, rows[name], params.train.max_length)
@@ -43,6 +56,7 @@ def main() -> int:
     with atomic_dir(OUT_DIR) as tmp:
         DatasetDict(splits).save_to_disk(str(tmp / "datasets"))
         save_tokenizer(tokenizer, tmp / "tokenizer")
+        save_domain_tokens(tokenizer, added, tmp / "tokenizer")
     write_json(METRICS, metrics)
     print(f"tokenize: vocab {len(tokenizer)}, train tokens mean {metrics['train']['tokens_mean']}, "
           f"truncated {sum(metrics[n]['truncated'] for n in SPLITS)}")

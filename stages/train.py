@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from medchat.artifacts import read_jsonl, write_json
+from medchat.artifacts import write_json
 from medchat.errors import InputError
 from medchat.params import load_params
 
 TOKENIZED = Path("data/tokenized")
-VAL = "data/split/val.jsonl"
 OUT_DIR, PLOTS_DIR, METRICS = "models/train", "plots/train", "metrics/train.json"
 
 
@@ -19,7 +18,7 @@ def main() -> int:
     from transformers import set_seed
 
     from medchat.modeling import build_model, count_parameters, quiet_progress
-    from medchat.tokenization import load_saved_tokenizer
+    from medchat.tokenization import load_domain_tokens, load_saved_tokenizer
     from medchat.training import accuracy_probe, fit, is_main_process, training_outputs
 
     quiet_progress()
@@ -30,8 +29,9 @@ def main() -> int:
         # in memory: transforms (filter, shuffle) must not write cache files into the DVC-tracked folder
         data = load_from_disk(str(TOKENIZED / "datasets"), keep_in_memory=True)
         set_seed(params.seed)  # the scratch model's initial weights come from this seed
-        model = build_model(params.model, tokenizer, p.dropout)
-        probe = accuracy_probe(tokenizer, read_jsonl(VAL), p.accuracy_samples, params.seed)
+        model = build_model(params.model, tokenizer, p.dropout, load_domain_tokens(TOKENIZED / "tokenizer"))
+        probe = accuracy_probe(tokenizer, data["val"].select_columns(["user", "task", "disease"]).to_list(),
+                               p.accuracy_samples, params.seed)
     except InputError as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 1

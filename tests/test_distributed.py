@@ -28,7 +28,7 @@ def test_two_cpu_processes_follow_the_single_process_loss_curve(workdir):
     tiny = yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text())
     set_params(workdir, {**tiny, "train": {**tiny["train"], "load_best_model_at_end": False,
                                            "early_stopping_patience": 0, "per_device_train_batch_size": 16}})
-    for stage in ("clean", "augment", "split", "tokenize_data"):
+    for stage in ("clean", "augment", "split", "index", "tokenize_data"):
         run_stage(stage, workdir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", str(ROOT / "stages" / "train.py")], cwd=workdir,

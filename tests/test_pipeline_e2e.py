@@ -30,7 +30,7 @@ def project(tmp_path_factory):
 
 
 def test_every_stage_ran_and_dvc_is_clean(project):
-    for name in ("clean", "augment", "split", "triage", "tokenize", "train", "finetune", "evaluate"):
+    for name in ("clean", "augment", "split", "index", "triage", "tokenize", "train", "finetune", "evaluate"):
         assert (project / "metrics" / f"{name}.json").exists(), name
     assert "up to date" in dvc("status", cwd=project).stdout
     for model in ("train", "finetune", "chatbot"):
@@ -45,7 +45,11 @@ def test_every_stage_ran_and_dvc_is_clean(project):
 
 def test_metrics_and_report(project):
     results = json.loads((project / "metrics" / "evaluate.json").read_text())
-    assert set(results) == {"baseline", "train", "finetune", "shipped"}
+    assert set(results) == {"baseline", "train", "finetune", "retriever", "shipped"}
+    assert set(results["retriever"]["test"]) == {"recall@1", "recall@3", "recall@5", "n"}
+    assert results["retriever"]["freetext"]["raw"]["n"] == 246 and results["retriever"]["freetext"]["raw"]["top1"] > 0.5
+    for model in ("train", "finetune"):
+        assert set(results[model]["freetext"]) == {"lm", "lm_generated", "ensemble"}
     assert results["shipped"] in ("train", "finetune")
     for model in ("train", "finetune"):
         for part in ("full", "partial"):
@@ -64,6 +68,7 @@ def test_metrics_and_report(project):
     assert results["baseline"]["full"]["accuracy"] > 0.5  # the baseline learns even from the tiny data
     report = (project / "metrics" / "report.md").read_text()
     assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report
+    assert "| retriever, raw text |" in report
     triage = json.loads((project / "metrics" / "triage.json").read_text())["validation"]
     assert all(triage[label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))
     confusion = json.loads((project / "plots" / "evaluate" / "confusion.json").read_text())

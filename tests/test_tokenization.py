@@ -49,3 +49,35 @@ def test_chat_template_is_used_when_present(tokenizer):
     assert templated.decode(prompt).endswith("<assistant>")
     assert templated.decode(encoded["input_ids"][len(prompt):]) == "Keep skin dry." + EOS
     assert encoded["labels"][: len(prompt)] == [IGNORE_INDEX] * len(prompt)
+
+
+def test_domain_tokens_make_terms_single_tokens_and_start_at_their_pieces_mean(tmp_path):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from medchat.modeling import init_domain_embeddings
+    from medchat.tokenization import (add_domain_tokens, load_domain_tokens, save_domain_tokens, save_tokenizer,
+                                      tokens_per_term)
+
+    tokenizer = train_bpe_tokenizer(CORPUS, vocab_size=300)
+    terms = ["burning micturition", "Fungal infection", "fever"]
+    before = tokens_per_term(tokenizer, terms)
+    old_size = len(tokenizer)
+    added = add_domain_tokens(tokenizer, terms)
+    assert "burning micturition" in added and all(len(ids) > 1 for ids in added.values())
+    assert tokens_per_term(tokenizer, terms) < before and tokens_per_term(tokenizer, list(added)) == 1.0
+    # a term mid-sentence is one token and the text still decodes to itself
+    text = "I have burning micturition today"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_tokens_to_ids(" burning micturition") in ids and tokenizer.decode(ids) == text
+    save_tokenizer(tokenizer, tmp_path)
+    save_domain_tokens(tokenizer, added, tmp_path)
+    mapping = load_domain_tokens(tmp_path)
+    assert sorted(mapping) == sorted(range(old_size, len(tokenizer)))
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=old_size, n_layer=1, n_embd=16, n_head=2))
+    model.resize_token_embeddings(len(tokenizer))
+    init_domain_embeddings(model, mapping)
+    table = model.get_input_embeddings().weight
+    for new, old in mapping.items():
+        torch.testing.assert_close(table[new], table[old].mean(dim=0))
+    assert load_domain_tokens(tmp_path / "missing") == {}

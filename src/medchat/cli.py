@@ -33,6 +33,7 @@ class Chatbot:
 
         from medchat.inference import ChatModel
         from medchat.safety import Policy
+        from medchat.retrieval import PROMPTS_FILE, PromptBuilder
         from medchat.triage import find as find_triage
 
         self.chat = ChatModel.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=getattr(args, "batch_size", 64))
@@ -44,11 +45,13 @@ class Chatbot:
         self.policy = Policy.load(policy_path if policy_path.exists() else args.policy) if use_guard else None
         # the packaged triage classifier widens the guard's emergency and request detection
         self.triage = find_triage(args.model) if use_guard else None
+        # the prompt builder the model was trained with (normaliser, retrieved passages), when packaged
+        self.prompts = PromptBuilder.load(args.model) if (Path(args.model) / PROMPTS_FILE).exists() else None
 
     def replies(self, texts: list[str]) -> tuple[list[str], float]:
         from medchat.safety import guard_all
 
-        generation = self.chat.generate(texts)
+        generation = self.chat.generate(self.prompts(texts) if self.prompts is not None else texts)
         replies = generation.replies
         if self.policy is not None:
             replies = [g.reply for g in guard_all(self.policy, self.triage, texts, replies)]

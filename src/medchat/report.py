@@ -70,6 +70,30 @@ def detector_table(results: dict[str, dict], shipped: str) -> str:
                       "on augment's examples with thresholds set on the validation split.", "", *lines, ""])
 
 
+def freetext_table(results: dict[str, dict]) -> str:
+    """Top-1 / top-3 on the free-text set, one row per system."""
+    rows = [("retriever, raw text", ("retriever", "freetext", "raw")),
+            ("retriever, normalised (lexicon)", ("retriever", "freetext", "normalised")),
+            ("baseline, raw text", ("baseline", "freetext", "raw")),
+            ("baseline, normalised (lexicon)", ("baseline", "freetext", "normalised"))]
+    for model in ("train", "finetune"):
+        rows += [(f"{model} LM, generated reply", (model, "freetext", "lm_generated")),
+                 (f"{model} LM, ranking all diseases", (model, "freetext", "lm")),
+                 (f"{model} LM + retriever + baseline (rank fusion)", (model, "freetext", "ensemble"))]
+    lines = ["| system | top-1 | top-3 | n |", "|---|---:|---:|---:|"]
+    for label, path in rows:
+        found = _get(results, path)
+        if found:
+            cells = ["–" if found.get(k) is None else f"{found[k]:g}" for k in ("top1", "top3", "n")]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return ""
+    test = _get(results, ("retriever", "test")) or {}
+    return "\n".join(["Free-text set `data/eval/freetext.jsonl` (patient-style descriptions we wrote, never trained on). "
+                      "Retriever recall@1/3/5 on the test split's diagnose prompts: "
+                      + " / ".join(f"{test.get(f'recall@{k}')}" for k in (1, 3, 5)) + ".", "", *lines, ""])
+
+
 def evaluation_report(results: dict[str, dict], counts: dict[str, int], shipped: str) -> str:
     return "\n".join([
         "# Evaluation report",
@@ -84,6 +108,7 @@ def evaluation_report(results: dict[str, dict], counts: dict[str, int], shipped:
         metrics_table(results),
         "",
         detector_table(results, shipped),
+        freetext_table(results),
         f"Packaged as `models/chatbot`: the `{shipped}` model.",
         "",
     ])

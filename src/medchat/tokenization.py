@@ -33,6 +33,47 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, seed_texts: Itera
                                    model_max_length=1_000_000)
 
 
+DOMAIN_TOKENS_FILE = "domain_tokens.json"
+
+
+def domain_terms(lexicon: Any) -> list[str]:
+    """Symptom labels and disease names: the terms worth a token of their own."""
+    from medchat import names
+
+    return sorted({*lexicon.labels.values(), *names.DISEASES})
+
+
+def tokens_per_term(tokenizer: Any, terms: list[str]) -> float:
+    """Mean tokens per term as it appears mid-sentence (after a space)."""
+    return round(sum(len(tokenizer(f" {t}", add_special_tokens=False)["input_ids"]) for t in terms) / len(terms), 3)
+
+
+def add_domain_tokens(tokenizer: Any, terms: list[str]) -> dict[str, list[int]]:
+    """Give every term that takes several tokens one token of its own (" term", matched mid-sentence);
+    returns term -> its former sub-token ids, from which `init_domain_embeddings` starts the new rows."""
+    from tokenizers import AddedToken
+
+    before = {t: tokenizer(f" {t}", add_special_tokens=False)["input_ids"] for t in terms}
+    split = [t for t in terms if len(before[t]) > 1]
+    tokenizer.add_tokens([AddedToken(f" {t}", normalized=False) for t in split])
+    return {t: before[t] for t in split}
+
+
+def save_domain_tokens(tokenizer: Any, added: dict[str, list[int]], folder: str | Path) -> None:
+    import json
+
+    mapping = {str(tokenizer.convert_tokens_to_ids(f" {t}")): ids for t, ids in added.items()}
+    (Path(folder) / DOMAIN_TOKENS_FILE).write_text(json.dumps(mapping, indent=1) + "\n")
+
+
+def load_domain_tokens(folder: str | Path) -> dict[int, list[int]]:
+    """New token id -> the sub-token ids it replaced ({} when the tokenizer has no domain tokens)."""
+    import json
+
+    path = Path(folder) / DOMAIN_TOKENS_FILE
+    return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+
+
 def load_pretrained_tokenizer(name: str) -> Any:
     """The tokenizer of a Hub id or local path, given a dedicated pad token if it lacks one."""
     from transformers import AutoTokenizer
@@ -96,7 +137,7 @@ def load_saved_tokenizer(path: str | Path) -> Any:
 
 def encode_rows(tokenizer: Any, rows: list[dict], max_length: int) -> tuple[dict[str, list], dict]:
     """Columns for a datasets.Dataset (token ids plus the fields train/evaluate filter on) and length stats."""
-    columns: dict[str, list] = {k: [] for k in ("input_ids", "labels", "id", "task", "disease", "partial")}
+    columns: dict[str, list] = {k: [] for k in ("input_ids", "labels", "id", "task", "disease", "partial", "user")}
     lengths, truncated, dropped = [], 0, 0
     for row in rows:
         encoded, cut = encode(tokenizer, row["user"], row["reply"], max_length)
@@ -107,7 +148,7 @@ def encode_rows(tokenizer: Any, rows: list[dict], max_length: int) -> tuple[dict
         lengths.append(len(prompt_ids(tokenizer, row["user"])) + len(reply_ids(tokenizer, row["user"], row["reply"])))
         for key in ("input_ids", "labels"):
             columns[key].append(encoded[key])
-        for key in ("id", "task", "disease"):
+        for key in ("id", "task", "disease", "user"):  # user: the prompt as built (the accuracy probe reuses it)
             columns[key].append(row[key])
         columns["partial"].append(bool(row.get("partial", False)))
     ordered = sorted(lengths)

