@@ -87,3 +87,16 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     if check and result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def dvc_detached(*args: str, cwd: Path, log: Path) -> None:
+    """Run a dvc command that leaves workers behind (`dvc queue start`): its output goes to a file, not to a
+    pipe, because the workers inherit the command's output and a pipe would never reach end-of-file."""
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
+           "DVC_NO_ANALYTICS": "1"}
+    with open(log, "a") as handle:
+        result = subprocess.run([str(Path(bindir) / "dvc"), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, timeout=300)
+    if result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{log.read_text()}")

@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, copy_project, dvc
+from conftest import ROOT, copy_project, dvc, dvc_detached
 from medchat.params import merge
 
 pytestmark = pytest.mark.slow
@@ -114,3 +114,32 @@ def test_experiment_changes_params_and_metrics(project):
     metrics = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
     assert "metrics/train.json" in metrics and "eval_loss" in metrics["metrics/train.json"]
 
+
+
+def test_queued_grid_runs_two_at_a_time(project, tmp_path):
+    """README's grid recipe: two queued experiments, two workers, both with params and metrics recorded."""
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "before the queue"], cwd=project, capture_output=True)
+    dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.003,0.03", cwd=project)
+    log = tmp_path / "queue.log"
+    dvc_detached("queue", "start", "-j", "2", cwd=project, log=log)
+    try:
+        deadline = time.monotonic() + 480
+        while time.monotonic() < deadline:
+            status = dvc("queue", "status", cwd=project).stdout
+            if "Success" in status and not any(word in status for word in ("Queued", "Running")):
+                break
+            time.sleep(5)
+        else:
+            pytest.fail(f"queue did not finish:\n{status}\n{log.read_text()}")
+    finally:
+        dvc_detached("queue", "stop", cwd=project, log=log)
+    assert status.count("Success") == 2, status
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
+    rates = set()
+    for revision in shown:
+        for experiment in revision.get("experiments") or []:
+            data = experiment["revs"][0]["data"]
+            rates.add(data["params"]["params.yaml"]["data"]["train"]["learning_rate"])
+            assert "eval_loss" in data["metrics"]["metrics/train.json"]["data"]
+    assert {0.003, 0.03} <= rates
