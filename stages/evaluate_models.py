@@ -64,7 +64,7 @@ def main() -> int:
     for name, chat in chats.items():
         results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates, triage, prompts)
         results[name].update(measure_speed(chat, prompts([r["user"] for r in diagnose]), e.latency_samples))
-        free, _ = evaluate_freetext(freetext, prompts, baseline, chat)
+        free, _ = evaluate_freetext(freetext, prompts, baseline, chat, dict(e.ensemble_weights))
         results[name]["freetext"] = {k: free[k] for k in ("lm", "lm_generated", "ensemble")}
         predictions += [{"model": name, **r} for r in rows]
         print(f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "

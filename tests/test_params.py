@@ -45,3 +45,14 @@ def test_merge_is_deep_and_does_not_mutate():
     base = {"a": {"b": 1, "c": 2}, "d": 3}
     assert merge(base, {"a": {"b": 9}}) == {"a": {"b": 9, "c": 2}, "d": 3}
     assert base["a"]["b"] == 1
+
+
+def test_ensemble_weights_name_their_systems():
+    from medchat.params import parse_params
+
+    with pytest.raises(InputError) as raised:
+        parse_params({"evaluate": {"ensemble_weights": {"lm": 1.0, "oracle": 2.0}}})
+    assert raised.value.key == "evaluate.ensemble_weights"
+    with pytest.raises(InputError):
+        parse_params({"evaluate": {"ensemble_weights": {"lm": -1.0}}})
+    assert parse_params({"evaluate": {"ensemble_weights": {"lm": 2.0}}}).evaluate.ensemble_weights == {"lm": 2.0}

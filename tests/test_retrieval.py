@@ -131,6 +131,9 @@ def test_recall_at_k_and_rank_fusion():
     # A and B are each first once; B is second twice where A is once second and once last: B wins
     assert fuse_rankings([[["A", "B", "C"]], [["C", "B", "A"]], [["B", "A", "C"]]])[0][:2] == ["B", "A"]
     assert fuse_rankings([[["A", "B"]], [["A", "B"]]]) == [["A", "B"]]
+    # a weight of zero silences a system; a heavy one decides
+    assert fuse_rankings([[["A", "B"]], [["B", "A"]]], [0.0, 1.0])[0] == ["B", "A"]
+    assert fuse_rankings([[["A", "B"]], [["B", "A"]]], [3.0, 1.0])[0] == ["A", "B"]
 
 
 def test_freetext_metrics_without_a_model(tmp_path, sparse, lexicon):

@@ -142,14 +142,16 @@ def _share(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
-def fuse_rankings(rankings: list[list[list[str]]], k: int = 60) -> list[list[str]]:
-    """Reciprocal-rank fusion: each system adds 1 / (k + rank) to a disease; needs no score calibration."""
+def fuse_rankings(rankings: list[list[list[str]]], weights: list[float] | None = None, k: int = 60) -> list[list[str]]:
+    """Weighted reciprocal-rank fusion: system m adds weight_m / (k + rank) to each disease. Ranks need no
+    score calibration, which the LM's log-likelihoods, tf-idf cosines and the baseline's probabilities lack."""
+    weights = weights or [1.0] * len(rankings)
     fused = []
     for per_query in zip(*rankings):
         score: dict[str, float] = {}
-        for ranking in per_query:
+        for weight, ranking in zip(weights, per_query):
             for position, disease in enumerate(ranking):
-                score[disease] = score.get(disease, 0.0) + 1.0 / (k + position + 1)
+                score[disease] = score.get(disease, 0.0) + weight / (k + position + 1)
         fused.append(sorted(score, key=lambda d: -score[d]))
     return fused
 
@@ -159,7 +161,8 @@ def _topk(actual: list[str], ranked: list[list[str]]) -> dict:
             "top3": _share([a in r[:3] for a, r in zip(actual, ranked)]), "n": len(actual)}
 
 
-def evaluate_freetext(items: list[dict], builder: Any, baseline: Any, chat: Any = None) -> tuple[dict, dict[str, list]]:
+def evaluate_freetext(items: list[dict], builder: Any, baseline: Any, chat: Any = None,
+                      weights: dict[str, float] | None = None) -> tuple[dict, dict[str, list]]:
     """Top-1 / top-3 disease accuracy on the free-text set for the retriever alone (raw and normalised
     queries), the baseline (raw and normalised), the LM (its generated reply, and its ranking of all
     diseases) and their reciprocal-rank fusion; returns the metrics and each system's rankings."""
@@ -177,7 +180,9 @@ def evaluate_freetext(items: list[dict], builder: Any, baseline: Any, chat: Any 
         ranked["lm"] = rank_continuations(chat, prompts, DIAGNOSE_OPENING, list(names.DISEASES))
         metrics["lm_generated"] = {"top1": _share([g == a for g, a in zip(generated, actual)]), "n": len(actual)}
         metrics["lm"] = _topk(actual, ranked["lm"])
-        ranked["ensemble"] = fuse_rankings([ranked["lm"], ranked["retriever"], ranked["baseline"]])
+        weights = weights or {}
+        systems = ("lm", "retriever", "baseline")
+        ranked["ensemble"] = fuse_rankings([ranked[m] for m in systems], [weights.get(m, 1.0) for m in systems])
         metrics["ensemble"] = _topk(actual, ranked["ensemble"])
     return metrics, ranked
 

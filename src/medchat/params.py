@@ -168,6 +168,8 @@ class EvaluateParams:
     latency_samples: int = spec(16, min=0, help="replies generated one at a time to measure latency")
     baseline_c: float = spec(10.0, min=1e-6, help="inverse regularisation of the TF-IDF + logistic regression baseline")
     guard: bool = spec(True, help="the packaged chatbot applies the safety guard by default")
+    ensemble_weights: dict[str, float] = spec({"lm": 1.0, "retriever": 1.0, "baseline": 1.0},
+                                              help="weights of the rank fusion of LM, retriever and baseline")
     ship: str = spec("best", choices=("best", "train", "finetune"),
                      help="model packaged as models/chatbot; best = higher full-symptom test accuracy")
 
@@ -196,6 +198,10 @@ class Params:
         if not self.split.folds and self.split.val_fraction + self.split.test_fraction >= 0.9:
             raise InputError("val_fraction + test_fraction leaves too little to train on",
                              key="split", fix="keep their sum below 0.9")
+        unknown = set(self.evaluate.ensemble_weights) - {"lm", "retriever", "baseline"}
+        if unknown or any(w < 0 for w in self.evaluate.ensemble_weights.values()):
+            raise InputError(f"weights are for lm, retriever and baseline and are >= 0 (got {dict(self.evaluate.ensemble_weights)})",
+                             key="evaluate.ensemble_weights", fix="use keys lm, retriever, baseline")
         for key, allowed in (("per_disease", KB_TASKS), ("safety_examples", SAFETY_TASKS)):
             unknown = set(getattr(self.augment, key)) - set(allowed)
             if unknown:
