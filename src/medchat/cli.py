@@ -116,6 +116,17 @@ def _batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cv(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from medchat.experiments import dvc_exp_show, experiment_records, folds_table, summarize_folds
+
+    shown = json.loads(Path(args.exp_json).read_text()) if args.exp_json else dvc_exp_show()
+    print(folds_table(summarize_folds(experiment_records(shown), args.metric)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medchat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
         return command
 
+    cv = commands.add_parser("cv", help="mean ± std of metrics over the cross-validation fold experiments")
+    cv.add_argument("--metric", action="append", default=None,
+                    help="path:dotted.key (repeatable; default metrics/evaluate.json:train.full.accuracy)")
+    cv.add_argument("--exp-json", help="read `dvc exp show --json` output from this file instead of running dvc")
+    cv.set_defaults(run=_cv)
+
     model_command("ask", "answer one question", _ask).add_argument("text")
     model_command("chat", "interactive session", _chat)
     batch = model_command("batch", "answer a JSONL file of {id, text}", _batch)
@@ -146,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "cv" and not args.metric:
+        args.metric = ["metrics/evaluate.json:train.full.accuracy", "metrics/evaluate.json:train.partial.accuracy"]
     try:
         return args.run(args)
     except InputError as exc:

@@ -1,0 +1,80 @@
+"""Reading DVC experiments back: cross-validation folds aggregated into mean ± std.
+
+A k-fold study is an ordinary DVC grid (`dvc exp run --queue -S split.folds=5 -S 'split.fold=0,1,2,3,4'`);
+`summarize_folds` takes the JSON of `dvc exp show --json` and averages the chosen metrics over the
+experiments of each `split.folds` value, one row per metric.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from typing import Any
+
+from medchat.errors import InputError
+
+
+def experiment_records(shown: list[dict]) -> list[dict]:
+    """(name, params, metrics) of every experiment in `dvc exp show --json` output (baselines excluded)."""
+    records = []
+    for revision in shown:
+        for experiment in revision.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                data = rev.get("data") or {}
+                params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+                metrics = {path: entry.get("data", {}) for path, entry in (data.get("metrics") or {}).items()}
+                records.append({"name": rev.get("name") or experiment.get("name"), "params": params, "metrics": metrics})
+    return records
+
+
+def lookup(metrics: dict[str, dict], key: str) -> float | None:
+    """`metrics/evaluate.json:train.full.accuracy` -> that number (None when the experiment lacks it)."""
+    path, _, dotted = key.partition(":")
+    value: Any = metrics.get(path)
+    for part in dotted.split(".") if dotted else []:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def summarize_folds(records: list[dict], keys: list[str]) -> dict[int, dict[str, dict]]:
+    """folds k -> metric -> {mean, std, n, folds}: only experiments with split.folds >= 2 count, and each
+    fold once (the newest experiment of a fold wins, as `dvc exp show` lists newest first)."""
+    by_k: dict[int, dict[int, dict]] = {}
+    for record in records:
+        split = record["params"].get("split") or {}
+        k, fold = split.get("folds", 0), split.get("fold", 0)
+        if isinstance(k, int) and k >= 2 and isinstance(fold, int):
+            by_k.setdefault(k, {}).setdefault(fold, record)
+    if not by_k:
+        raise InputError("no cross-validation experiments found (split.folds >= 2)",
+                         fix="dvc exp run --queue -S split.folds=5 -S 'split.fold=0,1,2,3,4' && dvc queue start")
+    summary: dict[int, dict[str, dict]] = {}
+    for k, folds in sorted(by_k.items()):
+        summary[k] = {}
+        for key in keys:
+            values = [v for v in (lookup(folds[f]["metrics"], key) for f in sorted(folds)) if v is not None]
+            summary[k][key] = {"mean": round(statistics.fmean(values), 4) if values else None,
+                               "std": round(statistics.stdev(values), 4) if len(values) > 1 else None,
+                               "n": len(values), "folds": sorted(folds)}
+    return summary
+
+
+def folds_table(summary: dict[int, dict[str, dict]]) -> str:
+    lines = ["| folds | metric | mean ± std | experiments | missing folds |", "|---:|---|---|---:|---|"]
+    for k, metrics in summary.items():
+        for key, s in metrics.items():
+            spread = "–" if s["mean"] is None else f"{s['mean']:g}" + ("" if s["std"] is None else f" ± {s['std']:g}")
+            missing = ", ".join(map(str, sorted(set(range(k)) - set(s["folds"])))) or "none"
+            lines.append(f"| {k} | {key} | {spread} | {s['n']} | {missing} |")
+    return "\n".join(lines)
+
+
+def dvc_exp_show() -> list[dict]:
+    result = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise InputError(f"dvc exp show failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}",
+                         fix="run inside the DVC repository")
+    return json.loads(result.stdout)

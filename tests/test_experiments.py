@@ -1,0 +1,58 @@
+"""Cross-validation folds read back from `dvc exp show --json` and summarised as mean ± std."""
+
+import json
+
+import pytest
+
+from medchat.cli import main
+from medchat.errors import InputError
+from medchat.experiments import experiment_records, folds_table, lookup, summarize_folds
+
+ACCURACY = "metrics/evaluate.json:train.full.accuracy"
+
+
+def experiment(name, folds, fold, accuracy):
+    """One experiment as `dvc exp show --json` (DVC 3) nests it."""
+    return {"revs": [{"rev": name * 8, "name": name, "data": {
+        "params": {"params.yaml": {"data": {"split": {"folds": folds, "fold": fold}, "seed": 42}}},
+        "metrics": {"metrics/evaluate.json": {"data": {"train": {"full": {"accuracy": accuracy}}}}}}}],
+        "executor": None, "name": name}
+
+
+SHOWN = [{"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None},
+         {"rev": "abc", "name": "main", "data": {}, "error": None, "experiments": [
+             experiment("f0-new", 3, 0, 0.90),  # newest first: it wins over f0-old
+             experiment("f0-old", 3, 0, 0.10),
+             experiment("f1", 3, 1, 0.80),
+             experiment("f2", 3, 2, 0.70),
+             experiment("plain", 0, 0, 0.99)]}]  # not cross-validation
+
+
+def test_folds_mean_and_std_use_each_fold_once():
+    summary = summarize_folds(experiment_records(SHOWN), [ACCURACY])
+    assert list(summary) == [3]
+    s = summary[3][ACCURACY]
+    assert s["n"] == 3 and s["folds"] == [0, 1, 2]
+    assert s["mean"] == pytest.approx(0.8) and s["std"] == pytest.approx(0.1)
+    table = folds_table(summary)
+    assert "| 3 | metrics/evaluate.json:train.full.accuracy | 0.8 ± 0.1 | 3 | none |" in table
+
+
+def test_missing_folds_and_metrics_are_reported_not_invented():
+    shown = [{"experiments": [experiment("f0", 4, 0, 0.5), experiment("f2", 4, 2, 0.7)]}]
+    summary = summarize_folds(experiment_records(shown), [ACCURACY, "metrics/evaluate.json:train.nothing"])
+    assert "| 4 | metrics/evaluate.json:train.full.accuracy | 0.6 ± 0.1414 | 2 | 1, 3 |" in folds_table(summary)
+    assert summary[4]["metrics/evaluate.json:train.nothing"]["mean"] is None
+    assert lookup({"m.json": {"a": {"b": True}}}, "m.json:a.b") is None  # booleans are not metrics
+
+
+def test_no_fold_experiments_is_an_error_with_the_recipe():
+    with pytest.raises(InputError, match="split.folds"):
+        summarize_folds(experiment_records([{"experiments": [experiment("plain", 0, 0, 0.9)]}]), [ACCURACY])
+
+
+def test_cli_reads_exported_json(tmp_path, capsys):
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(SHOWN))
+    assert main(["cv", "--exp-json", str(path), "--metric", ACCURACY]) == 0
+    assert "0.8 ± 0.1" in capsys.readouterr().out
