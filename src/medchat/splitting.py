@@ -88,4 +88,5 @@ def _normalise(text: str) -> str:
 def held_out_overlap(splits: dict[str, list[dict[str, Any]]], held_out: list[str]) -> int:
     """Examples whose user text contains a held-out evaluation text (exactly or buried in a longer message)."""
     needles = [n for n in map(_normalise, held_out) if n]
-    return sum(any(n in _normalise(e["user"]) for n in needles) for rows in splits.values() for e in rows)
+    texts = [_normalise(e["user"]) for rows in splits.values() for e in rows]  # once each, not once per needle
+    return sum(any(n in text for n in needles) for text in texts)
