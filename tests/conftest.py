@@ -77,11 +77,16 @@ def copy_project(dst: Path) -> Path:
     return dst
 
 
+def _dvc_env() -> tuple[str, dict[str, str]]:
+    """This interpreter's bin folder, and an environment with it first on PATH (stage commands run its python)."""
+    bindir = str(Path(sys.executable).parent)
+    return bindir, {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
+                    "DVC_NO_ANALYTICS": "1"}
+
+
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run the dvc of this interpreter's environment, with its python first on PATH for stage commands."""
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
-           "DVC_NO_ANALYTICS": "1"}
+    bindir, env = _dvc_env()
     result = subprocess.run([str(Path(bindir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True,
                             timeout=900)
     if check and result.returncode != 0:
@@ -92,9 +97,7 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 def dvc_detached(*args: str, cwd: Path, log: Path) -> None:
     """Run a dvc command that leaves workers behind (`dvc queue start`): its output goes to a file, not to a
     pipe, because the workers inherit the command's output and a pipe would never reach end-of-file."""
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
-           "DVC_NO_ANALYTICS": "1"}
+    bindir, env = _dvc_env()
     with open(log, "a") as handle:
         result = subprocess.run([str(Path(bindir) / "dvc"), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, timeout=300)
