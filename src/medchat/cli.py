@@ -116,6 +116,9 @@ def _batch(args: argparse.Namespace) -> int:
     return 0
 
 
+CV_METRICS = ["metrics/evaluate.json:train.full.accuracy", "metrics/evaluate.json:train.partial.accuracy"]
+
+
 def _cv(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -123,7 +126,7 @@ def _cv(args: argparse.Namespace) -> int:
     from medchat.experiments import dvc_exp_show, experiment_records, folds_table, summarize_folds
 
     shown = json.loads(Path(args.exp_json).read_text()) if args.exp_json else dvc_exp_show()
-    print(folds_table(summarize_folds(experiment_records(shown), args.metric)))
+    print(folds_table(summarize_folds(experiment_records(shown), args.metric or CV_METRICS)))
     return 0
 
 
@@ -148,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cv = commands.add_parser("cv", help="mean ± std of metrics over the cross-validation fold experiments")
     cv.add_argument("--metric", action="append", default=None,
-                    help="path:dotted.key (repeatable; default metrics/evaluate.json:train.full.accuracy)")
+                    help="path:dotted.key (repeatable; default: " + ", ".join(CV_METRICS) + ")")
     cv.add_argument("--exp-json", help="read `dvc exp show --json` output from this file instead of running dvc")
     cv.set_defaults(run=_cv)
 
@@ -163,8 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "cv" and not args.metric:
-        args.metric = ["metrics/evaluate.json:train.full.accuracy", "metrics/evaluate.json:train.partial.accuracy"]
     try:
         return args.run(args)
     except InputError as exc:
