@@ -1,4 +1,4 @@
-"""evaluate: baseline, train and finetune models on the test split; report, confusion plot, packaged chatbot.
+"""evaluate: baseline, train and finetune models on the test split; metrics, confusion plot, packaged chatbot.
 
 (Not named evaluate.py: a script directory comes first on sys.path, and that name would shadow the
 Hugging Face `evaluate` package for anything that probes for it.)"""
@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from medchat.artifacts import atomic_dir, atomic_file, read_jsonl, write_json, write_jsonl
+from medchat.artifacts import atomic_dir, read_jsonl, write_json, write_jsonl
 from medchat.errors import InputError
 from medchat.params import load_params
 
@@ -20,16 +20,20 @@ MODELS = {"train": "models/train", "finetune": "models/finetune"}
 TRIAGE, INDEX = "models/triage", "models/retriever"
 FREETEXT = "data/eval/freetext.jsonl"
 CHATBOT, PREDICTIONS = "models/chatbot", "data/evaluate/predictions.jsonl"
-METRICS, REPORT, CONFUSION = "metrics/evaluate.json", "metrics/report.md", "plots/evaluate/confusion.json"
+CLEAN_DIR = "data/clean"
+METRICS, CONFUSION = "metrics/evaluate.json", "plots/evaluate/confusion.json"
 
 
 def main() -> int:
     from medchat.baseline import Baseline
-    from medchat.evaluation import evaluate_baseline, evaluate_freetext, evaluate_model, load_freetext, measure_speed
+    from medchat.evaluation import (evaluate_baseline, evaluate_freetext, evaluate_model, load_freetext, measure_speed,
+                                    retriever_ablation)
+    from medchat.kb import load_tidy
+    from medchat.lexicon import Lexicon
     from medchat.retrieval import PromptBuilder, recall_at
     from medchat.inference import ChatModel
     from medchat.modeling import quiet_progress
-    from medchat.report import evaluation_report, model_card
+    from medchat.report import model_card
     from medchat.safety import Policy, load_safety_set
     from medchat.triage import Triage
 
@@ -44,6 +48,7 @@ def main() -> int:
         triage = Triage.load(TRIAGE)
         prompts = PromptBuilder.load(INDEX)
         freetext = load_freetext(FREETEXT)
+        kb, lexicon = load_tidy(CLEAN_DIR), Lexicon.load(params.augment.lexicon)
         chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
                  for name, path in MODELS.items()}
     except InputError as exc:
@@ -60,7 +65,9 @@ def main() -> int:
     results["baseline"]["freetext"] = {"raw": free["baseline_raw"], "normalised": free["baseline"]}
     results["retriever"] = {"test": recall_at(prompts.retriever.rank(prompts.queries([r["user"] for r in diagnose])),
                                               [r["disease"] for r in diagnose]),
-                            "freetext": {"raw": free["retriever_raw"], "normalised": free["retriever"]}}
+                            "freetext": {"raw": free["retriever_raw"], "normalised": free["retriever"]},
+                            "ablation": retriever_ablation(freetext, kb, lexicon, prompts.normaliser,
+                                                           params.retrieval.dense_weight, e.dense_ablation)}
     for name, chat in chats.items():
         results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates, triage, prompts)
         results[name].update(measure_speed(chat, prompts([r["user"] for r in diagnose]), e.latency_samples))
@@ -70,14 +77,12 @@ def main() -> int:
         print(f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "
               f"partial {results[name]['partial'].get('accuracy')}")
     shipped = e.ship if e.ship != "best" else max(MODELS, key=lambda m: (results[m]["full"].get("accuracy", 0), m == "finetune"))
-    results["shipped"] = shipped
     counts = dict(sorted(Counter(r["task"] for r in test_rows).items()))
+    results["shipped"], results["test_examples"] = shipped, counts
     write_json(METRICS, results)
     write_jsonl(PREDICTIONS, predictions)
     write_json(CONFUSION, [{"actual": p["disease"], "predicted": p["predicted"] or "(none)"}
                            for p in predictions if p["model"] == shipped and p["task"] == "diagnose"])
-    with atomic_file(REPORT) as handle:
-        handle.write(evaluation_report(results, counts, shipped))
     with atomic_dir(CHATBOT) as out:
         for item in Path(MODELS[shipped]).iterdir():
             if item.is_file():
@@ -90,7 +95,7 @@ def main() -> int:
             shutil.copy2(item, out / item.name)
         write_json(out / "medchat.json", {"guard": e.guard})
     print(f"evaluate: baseline full-symptom accuracy {results['baseline']['full'].get('accuracy')}; "
-          f"shipped {shipped} as {CHATBOT}; report in {REPORT}")
+          f"shipped {shipped} as {CHATBOT}")
     return 0
 
 

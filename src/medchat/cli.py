@@ -130,6 +130,19 @@ def _cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from medchat import tune
+    from medchat.params import load_params
+
+    params = load_params(args.params)
+    overrides = {k: v for k, v in (("n_trials", args.n_trials), ("sampler", args.sampler), ("storage", args.storage),
+                                   ("study_name", args.study_name)) if v is not None}
+    settings = dataclasses.replace(params.tune, **overrides)  # revalidated by TuneParams.__post_init__
+    return tune.main(settings, params.seed, apply=args.apply, table_path=args.table)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medchat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="path:dotted.key (repeatable; default: " + ", ".join(CV_METRICS) + ")")
     cv.add_argument("--exp-json", help="read `dvc exp show --json` output from this file instead of running dvc")
     cv.set_defaults(run=_cv)
+
+    tune = commands.add_parser("tune", help="Optuna search whose trials are DVC experiments (settings: tune in params.yaml)")
+    tune.add_argument("--params", default="params.yaml")
+    tune.add_argument("--n-trials", type=int, help="override tune.n_trials")
+    tune.add_argument("--sampler", choices=("tpe", "random", "grid"), help="override tune.sampler")
+    tune.add_argument("--storage", help="override tune.storage (SQLAlchemy URL)")
+    tune.add_argument("--study-name", help="override tune.study_name")
+    tune.add_argument("--table", help="also write the markdown table of trials to this file")
+    tune.add_argument("--apply", action=argparse.BooleanOptionalAction, default=True,
+                      help="dvc exp apply the best trial (default on)")
+    tune.set_defaults(run=_tune)
 
     model_command("ask", "answer one question", _ask).add_argument("text")
     model_command("chat", "interactive session", _chat)

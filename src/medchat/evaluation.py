@@ -187,6 +187,35 @@ def evaluate_freetext(items: list[dict], builder: Any, baseline: Any, chat: Any 
     return metrics, ranked
 
 
+def retriever_ablation(items: list[dict], kb: Any, lexicon: Any, normaliser: Any, dense_weight: float,
+                       dense: bool = True) -> dict[str, dict]:
+    """What each retrieval part adds on the free-text set: passages with clinical labels only, plus the
+    lexicon's lay phrasings, plus the query normaliser, and the dense and hybrid encoders (only when the
+    `dense` extra is installed; their rows are absent otherwise)."""
+    from medchat.errors import InputError
+    from medchat.retrieval import Retriever, RetrieverConfig, build_passages
+
+    texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
+    expanded = build_passages(kb, lexicon)
+    labels_only = Retriever(build_passages(kb, lexicon, everyday=False), RetrieverConfig("tfidf"))
+    sparse = Retriever(expanded, RetrieverConfig("tfidf"))
+    normalised = [normaliser.normalise(t) for t in texts]
+    result = {"tfidf_labels": _topk(actual, labels_only.rank(texts)),
+              "tfidf_lexicon": _topk(actual, sparse.rank(texts)),
+              "tfidf_lexicon_normaliser": _topk(actual, sparse.rank(normalised))}
+    if not dense:
+        return result
+    try:
+        minilm = Retriever(expanded, RetrieverConfig("minilm"))
+    except InputError:
+        return result
+    encoder, embeddings = minilm.dense
+    hybrid = Retriever(expanded, RetrieverConfig("hybrid", dense_weight), embeddings=embeddings, encoder=encoder)
+    result["minilm"] = _topk(actual, minilm.rank(texts))
+    result["hybrid"] = _topk(actual, hybrid.rank(texts))
+    return result
+
+
 def load_freetext(path: str) -> list[dict]:
     """The free-text evaluation set: id, disease (canonical), text."""
     from medchat.artifacts import iter_jsonl

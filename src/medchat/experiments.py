@@ -78,3 +78,50 @@ def dvc_exp_show() -> list[dict]:
         raise InputError(f"dvc exp show failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}",
                          fix="run inside the DVC repository")
     return json.loads(result.stdout)
+
+
+# --- component ablation (issue: what each part adds on free text) ---------------------------------
+
+# (name, description, params overrides): each a DVC experiment of the default pipeline
+ABLATIONS = [
+    ("normaliser", "prompts carry the lexicon normaliser's clinical labels", {"retrieval.normalise": True}),
+    ("rag", "prompts carry the top-2 retrieved passages (retrieval-augmented training and inference)",
+     {"retrieval.enabled": True}),
+    ("domain-tokens", "symptom and disease terms added to the tokenizer as single tokens",
+     {"tokenize.add_domain_tokens": True}),
+]
+# what is kept of each configuration: shipped model's free-text rows, test accuracy, tokens per term
+ABLATION_METRICS = {
+    "lm_generated_top1": "metrics/evaluate.json:{shipped}.freetext.lm_generated.top1",
+    "lm_top1": "metrics/evaluate.json:{shipped}.freetext.lm.top1",
+    "lm_top3": "metrics/evaluate.json:{shipped}.freetext.lm.top3",
+    "ensemble_top1": "metrics/evaluate.json:{shipped}.freetext.ensemble.top1",
+    "ensemble_top3": "metrics/evaluate.json:{shipped}.freetext.ensemble.top3",
+    "full_accuracy": "metrics/evaluate.json:{shipped}.full.accuracy",
+    "partial_accuracy": "metrics/evaluate.json:{shipped}.partial.accuracy",
+    "tokens_per_term": "metrics/tokenize.json:domain_tokens.tokens_per_term_after",
+}
+
+
+def ablation_row(metrics: dict[str, dict]) -> dict[str, float | str | None]:
+    """One configuration's numbers, read from the metrics files of a run (the shipped model's rows)."""
+    shipped = (metrics.get("metrics/evaluate.json") or {}).get("shipped")
+    if not isinstance(shipped, str):
+        raise InputError("metrics/evaluate.json names no shipped model", fix="run the evaluate stage first")
+    return {"shipped": shipped, **{name: lookup(metrics, key.format(shipped=shipped)) for name, key in ABLATION_METRICS.items()}}
+
+
+def ablation_rows(records: list[dict], default: dict[str, dict], experiment_names: dict[str, str]) -> list[dict]:
+    """The default run first, then each ablation whose experiment is found (newest of that name wins)."""
+    by_name: dict[str, dict] = {}
+    for record in records:
+        by_name.setdefault(record["name"], record)
+    rows = [{"config": "default", "description": "the committed default params", **ablation_row(default)}]
+    for config, description, overrides in ABLATIONS:
+        record = by_name.get(experiment_names[config])
+        if record is None:
+            raise InputError(f"experiment {experiment_names[config]!r} not found",
+                             fix="run benchmarks/ablation.py without --collect-only")
+        rows.append({"config": config, "description": description,
+                     "params": {k: v for k, v in overrides.items()}, **ablation_row(record["metrics"])})
+    return rows

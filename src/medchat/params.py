@@ -170,8 +170,48 @@ class EvaluateParams:
     guard: bool = spec(True, help="the packaged chatbot applies the safety guard by default")
     ensemble_weights: dict[str, float] = spec({"lm": 1.0, "retriever": 1.0, "baseline": 1.0},
                                               help="weights of the rank fusion of LM, retriever and baseline")
+    dense_ablation: bool = spec(True, help="also measure the dense and hybrid retrievers on the free-text set "
+                                           "(needs the dense extra; about 15 s on 2 cores)")
     ship: str = spec("best", choices=("best", "train", "finetune"),
                      help="model packaged as models/chatbot; best = higher full-symptom test accuracy")
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    """`medchat tune`: an Optuna study whose trials are DVC experiments (no stage reads this section)."""
+
+    sampler: str = spec("tpe", choices=("tpe", "random", "grid"), help="tpe (Bayesian), random or grid")
+    n_trials: int = spec(8, min=1, max=10000, help="trials in the whole study, over every process sharing it")
+    timeout_s: int = spec(0, min=0, help="this process starts no trial after so many seconds; 0: no limit")
+    objective: str = spec("metrics/evaluate.json:{shipped}.full.accuracy",
+                          help="metrics file:dotted.key; {shipped} is the packaged model (train or finetune)")
+    direction: str = spec("maximize", choices=("maximize", "minimize"))
+    storage: str = spec("sqlite:///tune.db", help="SQLAlchemy URL of the study (share one to tune on several machines)")
+    study_name: str = spec("medchat", help="also the prefix of the trials' experiment names")
+    space: dict[str, dict[str, Any]] = spec({"train.learning_rate": {"low": 0.001, "high": 0.03, "log": True}},
+                                            help="param key -> {low, high[, log][, step]} or {choices: [...]}")
+
+    def __post_init__(self) -> None:
+        if ":" not in self.objective:
+            raise InputError(f"{self.objective!r} is not file:dotted.key", key="objective",
+                             fix="e.g. metrics/evaluate.json:{shipped}.full.accuracy")
+        if not self.space:
+            raise InputError("the search space is empty", key="space", fix="add e.g. train.learning_rate: {low: 0.001, high: 0.03}")
+        for key, dim in self.space.items():
+            if not _is_param_key(key):
+                raise InputError("not a key of params.yaml", key=f"space.{key}", fix="use a dotted key such as train.learning_rate")
+            if "choices" in dim:
+                if set(dim) != {"choices"} or not isinstance(dim["choices"], list) or not dim["choices"]:
+                    raise InputError("choices must be the only entry, a non-empty list", key=f"space.{key}")
+                continue
+            if not {"low", "high"} <= set(dim) or set(dim) - {"low", "high", "log", "step"}:
+                raise InputError(f"got {sorted(dim)}", key=f"space.{key}",
+                                 fix="give {low, high} with optional log and step, or {choices: [...]}")
+            low, high = dim["low"], dim["high"]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low >= high:
+                raise InputError(f"low {low!r} and high {high!r} must be numbers with low < high", key=f"space.{key}")
+            if dim.get("log") and low <= 0:
+                raise InputError("a log scale needs low > 0", key=f"space.{key}.low")
 
 
 @dataclass(frozen=True)
@@ -187,6 +227,7 @@ class Params:
     retrieval: RetrievalParams = field(default_factory=RetrievalParams)
     triage: TriageParams = field(default_factory=TriageParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    tune: TuneParams = field(default_factory=TuneParams)
 
     def __post_init__(self) -> None:
         if self.split.folds and self.split.fold >= self.split.folds:
@@ -213,6 +254,19 @@ KB_TASKS = ("diagnose", "describe", "precautions")  # generated per disease from
 SAFETY_TASKS = ("emergency", "refusal", "minor")  # generated from the safety policy
 TASKS = KB_TASKS + SAFETY_TASKS
 TRACKERS = ("tensorboard", "mlflow", "wandb")
+
+
+def _is_param_key(dotted: str) -> bool:
+    """Whether `a.b` names a field of Params (a dict-valued field accepts any sub-key)."""
+    cls: Any = Params
+    for part in dotted.split("."):
+        fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else None
+        if fields is None:
+            return typing.get_origin(cls) is dict
+        if part not in fields:
+            return False
+        cls = typing.get_type_hints(cls)[part]
+    return True
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -309,5 +363,7 @@ def _coerce(value: Any, kind: Any, path: str) -> Any:
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind in (str, bool) and isinstance(value, kind):
+        return value
+    if kind is Any:
         return value
     raise InputError(f"expected {getattr(kind, '__name__', kind)}, got {value!r}", key=path)

@@ -45,8 +45,11 @@ def _get(metrics: dict, path: tuple[str, ...]) -> Any:
     return metrics
 
 
+COLUMNS = ("baseline", "retriever", "train", "finetune")  # systems, in the order the report shows them
+
+
 def metrics_table(results: dict[str, dict]) -> str:
-    columns = [c for c in results if isinstance(results[c], dict)]
+    columns = [c for c in COLUMNS if isinstance(results.get(c), dict)]
     lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for label, path in ROWS:
         values = [_get(results[c], path) for c in columns]
@@ -94,7 +97,59 @@ def freetext_table(results: dict[str, dict]) -> str:
                       + " / ".join(f"{test.get(f'recall@{k}')}" for k in (1, 3, 5)) + ".", "", *lines, ""])
 
 
-def evaluation_report(results: dict[str, dict], counts: dict[str, int], shipped: str) -> str:
+RETRIEVER_PARTS = [  # (label, key in results.retriever.ablation)
+    ("retriever: TF-IDF over the clinical symptom labels only", "tfidf_labels"),
+    ("+ the lexicon's lay phrasings in each passage (default index)", "tfidf_lexicon"),
+    ("+ the lexicon normaliser on the query", "tfidf_lexicon_normaliser"),
+    ("dense encoder (all-MiniLM-L6-v2) instead of TF-IDF", "minilm"),
+    ("hybrid: TF-IDF and MiniLM scores mixed", "hybrid"),
+]
+
+
+def _cell(value: Any) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
+def ablation_section(results: dict[str, dict], ablation: dict | None) -> str:
+    """What each part adds on the free-text set: the retriever's parts (measured in this run) and the
+    model-side configurations (DVC experiments run by benchmarks/ablation.py), then the best of them."""
+    parts = _get(results, ("retriever", "ablation")) or {}
+    candidates: list[tuple[float, str]] = []
+    lines = ["## What each part adds (free-text set)", "",
+             "Retrieval, measured in this run:", "", "| retriever | top-1 | top-3 |", "|---|---:|---:|"]
+    for label, key in RETRIEVER_PARTS:
+        if key in parts:
+            lines.append(f"| {label} | {_cell(parts[key].get('top1'))} | {_cell(parts[key].get('top3'))} |")
+            candidates.append((parts[key].get("top1") or 0.0, label.lstrip("+ ")))
+    if "minilm" not in parts:
+        lines += ["", "(dense rows need the `dense` extra: `pip install 'medchat[dense]'`)"]
+    lines.append("")
+    rows = (ablation or {}).get("rows") or []
+    if rows:
+        lines += [f"Model configurations, each a DVC experiment of the full pipeline (`benchmarks/ablation.py`, "
+                  f"run at commit {ablation.get('commit', '?')}); columns are the shipped model's. Reply: the "
+                  "disease named in its generated reply; ranking: all 41 diseases by likelihood; fusion: "
+                  "rank fusion with the retriever and the baseline.", "",
+                  "| configuration | reply top-1 | ranking top-1 | ranking top-3 | fusion top-1 | fusion top-3 "
+                  "| test full-symptom accuracy | tokens per term |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in rows:
+            cells = [row.get(k) for k in ("lm_generated_top1", "lm_top1", "lm_top3", "ensemble_top1", "ensemble_top3",
+                                          "full_accuracy", "tokens_per_term")]
+            lines.append(f"| {row['config']}: {row.get('description', '')} | " + " | ".join(map(_cell, cells)) + " |")
+            candidates.append((row.get("ensemble_top1") or 0.0, f"{row['config']} LM + retriever + baseline fusion"))
+            candidates.append((row.get("lm_generated_top1") or 0.0, f"{row['config']} LM reply"))
+        lines.append("")
+    else:
+        lines += ["(no model configurations yet: run `python benchmarks/ablation.py`, then `dvc repro report`)", ""]
+    if candidates:
+        top1, label = max(candidates)
+        lines += [f"Best top-1 on free text: {top1:g} ({label}).", ""]
+    return "\n".join(lines)
+
+
+def evaluation_report(results: dict[str, dict], ablation: dict | None = None) -> str:
+    shipped, counts = results["shipped"], results.get("test_examples", {})
     return "\n".join([
         "# Evaluation report",
         "",
@@ -109,6 +164,7 @@ def evaluation_report(results: dict[str, dict], counts: dict[str, int], shipped:
         "",
         detector_table(results, shipped),
         freetext_table(results),
+        ablation_section(results, ablation),
         f"Packaged as `models/chatbot`: the `{shipped}` model.",
         "",
     ])

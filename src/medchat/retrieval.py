@@ -44,8 +44,9 @@ class Passage:
         return f"{self.disease}: {', '.join(self.symptoms[:max_symptoms])}"
 
 
-def build_passages(kb: Any, lexicon: Any) -> list[Passage]:
-    """One passage per disease of the knowledge base."""
+def build_passages(kb: Any, lexicon: Any, everyday: bool = True) -> list[Passage]:
+    """One passage per disease of the knowledge base. `everyday` adds the lexicon's lay phrasings of its
+    symptoms (document expansion: a patient's words then match the passage, not only the clinical labels)."""
     from collections import Counter
 
     passages = []
@@ -53,9 +54,9 @@ def build_passages(kb: Any, lexicon: Any) -> list[Passage]:
         counts = Counter(s for group in kb.symptom_sets if group.disease == disease for s in group.symptoms)
         symptoms = [s for s, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
         labels = tuple(lexicon.labels[s] for s in symptoms)
-        everyday = "; ".join(p for s in symptoms for p in lexicon.phrasings[s])
         precautions = "; ".join(kb.safe_precautions(disease))
-        text = (f"{disease}. Symptoms: {', '.join(labels)}. In everyday words: {everyday}. "
+        lay = f" In everyday words: {'; '.join(p for s in symptoms for p in lexicon.phrasings[s])}." if everyday else ""
+        text = (f"{disease}. Symptoms: {', '.join(labels)}.{lay} "
                 f"{kb.descriptions.get(disease, '')} Precautions: {precautions}.")
         passages.append(Passage(disease, labels, text))
     return passages
@@ -101,7 +102,8 @@ class RetrieverConfig:
 
 
 class Retriever:
-    def __init__(self, passages: list[Passage], config: RetrieverConfig, embeddings: np.ndarray | None = None):
+    def __init__(self, passages: list[Passage], config: RetrieverConfig, embeddings: np.ndarray | None = None,
+                 encoder: DenseEncoder | None = None):
         if config.encoder not in ENCODERS:
             raise InputError(f"unknown encoder {config.encoder!r}", key="retrieval.encoder",
                              fix=f"choose one of {', '.join(ENCODERS)}")
@@ -114,8 +116,14 @@ class Retriever:
             self._sparse = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
             self._sparse_matrix = self._sparse.fit_transform([p.text for p in passages])
         if config.encoder in ("minilm", "hybrid"):
-            self._dense = DenseEncoder()
+            self._dense = encoder or DenseEncoder()  # a shared encoder saves loading the model twice
             self._embeddings = embeddings if embeddings is not None else self._dense.encode([p.text for p in passages])
+
+    @property
+    def dense(self) -> tuple[DenseEncoder, np.ndarray] | None:
+        """The dense encoder and the passages' embeddings (None for tfidf): another retriever over the same
+        passages can reuse both."""
+        return (self._dense, self._embeddings) if self._dense is not None else None
 
     def scores(self, queries: list[str]) -> np.ndarray:
         """(len(queries), passages) cosine similarities (a weighted mix of both for hybrid)."""
@@ -240,8 +248,18 @@ class DenseEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval()
         self.batch_size = batch_size
+        self._last: tuple[list[str], np.ndarray] | None = None
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        # the last call is remembered: a dense and a hybrid retriever sharing this encoder then embed the
+        # same queries once (a few seconds per few hundred texts on a laptop CPU)
+        if self._last is not None and self._last[0] == texts:
+            return self._last[1]
+        embeddings = self._encode(texts)
+        self._last = (list(texts), embeddings)
+        return embeddings
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
         out = []
