@@ -18,7 +18,7 @@ $(BIN)/medchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,dense,tune]'
+	$(BIN)/pip install --quiet -e '.[dev,dense,tune,cml,lint]'
 	touch $@
 
 setup: $(BIN)/medchat

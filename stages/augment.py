@@ -1,4 +1,4 @@
-"""augment: tidy knowledge base -> dialogue examples (diagnose, describe, precautions)."""
+"""augment: tidy knowledge base, safety policy and user corrections -> dialogue examples."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from medchat.artifacts import write_json, write_jsonl
 from medchat.augment import AugmentConfig, generate, summarize
 from medchat.dialogue import Templates
 from medchat.errors import InputError
+from medchat.feedback import corrections
 from medchat.kb import load_tidy
 from medchat.lexicon import Lexicon
 from medchat.params import load_params
@@ -25,13 +26,20 @@ def main() -> int:
         kb = load_tidy(CLEAN_DIR)
         config = AugmentConfig(dict(a.per_disease), a.partial_share, a.max_partial_size, params.seed,
                                dict(a.safety_examples), a.framed_share)
-        examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates),
-                                   Policy.load(params.clean.policy), config)
+        policy = Policy.load(params.clean.policy)
+        examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates), policy, config)
+        corrected, skipped = corrections(a.feedback, policy)
+    except FileNotFoundError as exc:
+        print(f"augment: error: {exc.filename}: not found (augment.feedback; create an empty file for none)", file=sys.stderr)
+        return 1
     except InputError as exc:
         print(f"augment: error: {exc}", file=sys.stderr)
         return 1
+    for bad in skipped:  # reported, never trained on
+        print(f"augment: {a.feedback} line {bad.line} skipped: {bad.reason}", file=sys.stderr)
+    examples += corrected
     write_jsonl(OUT, (e.to_dict() for e in examples))
-    summary = summarize(examples, stats)
+    summary = summarize(examples, {**stats, "feedback_used": len(corrected), "feedback_skipped": len(skipped)})
     write_json(METRICS, summary)
     print(f"augment: {summary['examples']} examples {summary['per_task']}")
     return 0

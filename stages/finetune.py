@@ -17,7 +17,8 @@ def main() -> int:
     from datasets import concatenate_datasets, load_from_disk
 
     from medchat.modeling import load_trained, quiet_progress
-    from medchat.training import GradualUnfreezing, accuracy_probe, fit, is_main_process, layer_groups, training_outputs
+    from medchat.training import (GradualUnfreezing, accuracy_probe, fit, is_main_process, layer_groups,
+                                  training_outputs, weight_tasks)
 
     quiet_progress()
     try:
@@ -32,7 +33,8 @@ def main() -> int:
         print(f"finetune: error: {exc}", file=sys.stderr)
         return 1
     model.train()
-    domain = data["train"].filter(lambda task: task in p.tasks, input_columns="task")
+    domain = weight_tasks(data["train"].filter(lambda task: task in p.tasks, input_columns="task"),
+                          dict(p.task_weights), params.seed)
     diagnose = data["train"].filter(lambda task: task == "diagnose", input_columns="task")
     # replay_share of the final mix is diagnose, so the model keeps the skill it was trained for
     n_replay = min(len(diagnose), round(len(domain) * p.replay_share / (1 - p.replay_share)))

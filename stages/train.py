@@ -19,7 +19,7 @@ def main() -> int:
 
     from medchat.modeling import build_model, count_parameters, quiet_progress
     from medchat.tokenization import load_domain_tokens, load_saved_tokenizer
-    from medchat.training import accuracy_probe, fit, is_main_process, training_outputs
+    from medchat.training import accuracy_probe, fit, is_main_process, training_outputs, weight_tasks
 
     quiet_progress()
     try:
@@ -35,7 +35,8 @@ def main() -> int:
     except InputError as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 1
-    train_set = data["train"].filter(lambda task: task in p.tasks, input_columns="task")
+    train_set = weight_tasks(data["train"].filter(lambda task: task in p.tasks, input_columns="task"),
+                             dict(p.task_weights), params.seed)
     val_set = data["val"].filter(lambda task: task in p.tasks, input_columns="task")
     with training_outputs(OUT_DIR, PLOTS_DIR) as (out, plots):
         summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe,

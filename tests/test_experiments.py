@@ -67,28 +67,50 @@ def shipped_metrics(shipped, reply, fusion, accuracy, per_term):
 
 
 def test_ablation_rows_read_each_configuration_from_its_experiment():
-    from medchat.experiments import ABLATIONS, ablation_rows
-    from medchat.report import ablation_section
+    from medchat.experiments import STUDIES, ablation_rows
+    from medchat.report import ablation_section, multitask_section
 
-    names = {config: f"abl-{config}" for config, _, _ in ABLATIONS}
+    parts = STUDIES["parts"]
+    names = {config: f"abl-{config}" for config, _, _ in parts.configs}
     shown = [{"rev": "abc", "name": "main", "data": {}, "experiments": [
         {"name": names[config], "revs": [{"name": names[config], "data": {
             "params": {"params.yaml": {"data": {}}},
             "metrics": {path: {"data": data} for path, data in
                         shipped_metrics("finetune", 0.1 * (i + 3), 0.8 + 0.05 * i, 0.9, 1.0 + i).items()}}}]}
-        for i, (config, _, _) in enumerate(ABLATIONS)]}]
-    rows = ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6), names)
-    assert [r["config"] for r in rows] == ["default"] + [c for c, _, _ in ABLATIONS]
-    assert rows[0]["shipped"] == "train" and rows[0]["ensemble_top1"] == 0.75 and rows[0]["tokens_per_term"] == 3.6
+        for i, (config, _, _) in enumerate(parts.configs)]}]
+    rows = ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6), names, parts)
+    assert [r["config"] for r in rows] == ["default"] + [c for c, _, _ in parts.configs]
+    assert rows[0]["model"] == "train" and rows[0]["ensemble_top1"] == 0.75 and rows[0]["tokens_per_term"] == 3.6
     rag = next(r for r in rows if r["config"] == "rag")
-    assert rag["shipped"] == "finetune" and rag["params"] == {"retrieval.enabled": True} and rag["ensemble_top1"] == pytest.approx(0.85)
+    assert rag["model"] == "finetune" and rag["params"] == {"retrieval.enabled": True}
+    assert rag["ensemble_top1"] == pytest.approx(0.85)
     results = {"retriever": {"ablation": {"tfidf_labels": {"top1": 0.6, "top3": 0.8, "n": 5},
                                           "tfidf_lexicon": {"top1": 0.88, "top3": 0.95, "n": 5}}}}
-    section = ablation_section(results, {"commit": "abc1234", "rows": rows})
+    ablation = {"commit": "abc1234", "studies": {"parts": rows}}
+    section = ablation_section(results, ablation)
     assert "| retriever: TF-IDF over the clinical symptom labels only | 0.6 | 0.8 |" in section
     assert "commit abc1234" in section and "| rag: " in section
     assert "Best top-1 on free text: 0.9 (domain-tokens LM + retriever + baseline fusion)." in section
     assert "dense rows need the `dense` extra" in section  # no minilm row: says how to get it
-    missing = {k: v for k, v in names.items() if k != "rag"}
-    with pytest.raises(InputError, match="abl-rag"):
-        ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6), {**missing, "rag": "abl-rag-x"})
+    assert multitask_section(ablation) == ""  # no multitask study yet: no section
+    with pytest.raises(InputError, match="abl-rag-x"):
+        ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6),
+                      {**names, "rag": "abl-rag-x"}, parts)
+
+
+def test_multitask_study_reads_the_train_model():
+    from medchat.experiments import STUDIES, ablation_rows
+    from medchat.report import multitask_section
+
+    study = STUDIES["multitask"]
+    metrics = shipped_metrics("finetune", 0.1, 0.7, 0.5, 1.0)  # shipped finetune, but the study reads train
+    metrics["metrics/evaluate.json"]["train"] = {"full": {"accuracy": 0.97}, "safety": {"guard_off": {"escalation_recall": 0.5}}}
+    metrics["metrics/train.json"] = {"eval_loss": 0.12}
+    names = {config: config for config, _, _ in study.configs}
+    shown = [{"rev": "abc", "experiments": [{"name": n, "revs": [{"name": n, "data": {
+        "metrics": {path: {"data": data} for path, data in metrics.items()}}}]} for n in names]}]
+    rows = ablation_rows(experiment_records(shown), metrics, names, study)
+    assert [r["model"] for r in rows] == ["train"] * 3
+    assert rows[1]["params"] == {"train.tasks": ["diagnose"]} and rows[0]["full_accuracy"] == 0.97
+    table = multitask_section({"commit": "c0ffee", "studies": {"multitask": rows}})
+    assert "| diagnose-only: train on diagnose alone | 0.97 | – | – | – | 0.5 | – | – | 0.12 |" in table

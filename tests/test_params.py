@@ -22,6 +22,10 @@ def test_repository_params_load():
     ({"split": {"folds": 5, "fold": 5}}, "split.fold", "0..4"),
     ({"split": {"folds": 1}}, "split.folds", "2 and more"),
     ({"clean": []}, "clean", "expected a mapping"),
+    ({"train": {"tasks": ["diagnose"], "task_weights": {"describe": 2}}}, "train.task_weights.describe", "weigh one of diagnose"),
+    ({"train": {"task_weights": {"diagnose": -1}}}, "train.task_weights.diagnose", "weight >= 0"),
+    ({"finetune": {"aux_head_weight": 20}}, "finetune.aux_head_weight", "out of range"),
+    ({"tune": {"sampler": "cmaes"}}, "tune.sampler", "'tpe', 'random', 'grid'"),
 ])
 def test_bad_params_name_the_key(raw, key, hint):
     with pytest.raises(InputError) as info:

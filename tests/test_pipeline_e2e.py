@@ -110,6 +110,20 @@ def test_medchat_chat_session(project):
     assert "not medical advice" in result.stdout and result.stdout.count("medchat> ") == 1
 
 
+def test_medchat_chat_feedback_session(project, tmp_path):
+    """Rate a reply and type a better one; a bad rating is asked again; Enter skips rating the second reply."""
+    feedback = tmp_path / "feedback.jsonl"
+    answers = "My skin itches and I have a rash.\n9\n2\nIt sounds most like Fungal infection.\nI have a fever.\n\n\n"
+    result = subprocess.run([sys.executable, "-m", "medchat.cli", "chat", "--model", str(project / "models" / "chatbot"),
+                             "--max-new-tokens", "16", "--feedback", str(feedback)], input=answers,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "a rating is a whole number from 1 to 5" in result.stdout and result.stdout.count("medchat> ") == 2
+    [row] = [json.loads(line) for line in feedback.read_text().splitlines()]
+    assert row["text"] == "My skin itches and I have a rash." and row["rating"] == 2
+    assert row["correction"] == "It sounds most like Fungal infection." and row["reply"]
+
+
 def test_experiment_changes_params_and_metrics(project):
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "baseline run"], cwd=project, check=True, capture_output=True)

@@ -76,8 +76,33 @@ def _chat(args: argparse.Namespace) -> int:
             break
         if not text:
             break
-        print(f"medchat> {bot.replies([text])[0][0]}")
+        reply = bot.replies([text])[0][0]
+        print(f"medchat> {reply}")
+        if args.feedback and not _ask_feedback(args, text, reply):
+            break
     return 0
+
+
+def _ask_feedback(args: argparse.Namespace, text: str, reply: str) -> bool:
+    """Rate the reply (Enter skips) and optionally type a better one; appended to args.feedback at once.
+    False when input ends."""
+    from medchat.feedback import append_feedback, feedback_record, parse_rating
+
+    try:
+        while True:
+            try:
+                rating = parse_rating(input("rate 1-5 (Enter skips)> "))
+                break
+            except ValueError as exc:
+                print(f"medchat: {exc}")
+        if rating is None:
+            return True
+        correction = input("better reply (Enter for none)> ").strip()
+    except EOFError:
+        return False
+    append_feedback(args.feedback, feedback_record(text, reply, rating, correction, args.model))
+    print(f"medchat: thanks, saved to {args.feedback}" + (" (the correction trains the next dvc repro)" if correction else ""))
+    return True
 
 
 def read_batch_input(path: str) -> list[dict]:
@@ -143,6 +168,12 @@ def _tune(args: argparse.Namespace) -> int:
     return tune.main(settings, params.seed, apply=args.apply, table_path=args.table)
 
 
+def _pr_report(args: argparse.Namespace) -> int:
+    from medchat import pr_report
+
+    return pr_report.main(args.base, args.out, args.plots_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medchat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,8 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dvc exp apply the best trial (default on)")
     tune.set_defaults(run=_tune)
 
+    report = commands.add_parser("pr-report", help="markdown report for a pull request: metrics and params diffs "
+                                                   "against a base revision, plots as PNG (for cml comment create)")
+    report.add_argument("--base", default="main", help="git revision to compare with (default main)")
+    report.add_argument("--out", default="report.md")
+    report.add_argument("--plots-dir", help="where the PNG files go (default: report_plots/ beside --out)")
+    report.set_defaults(run=_pr_report)
+
     model_command("ask", "answer one question", _ask).add_argument("text")
-    model_command("chat", "interactive session", _chat)
+    model_command("chat", "interactive session", _chat).add_argument(
+        "--feedback", metavar="FILE", help="after each reply, ask for a 1-5 rating and a better reply; append them "
+                                           "to FILE (augment.feedback, data/feedback.jsonl, trains on them)")
     batch = model_command("batch", "answer a JSONL file of {id, text}", _batch)
     batch.add_argument("--input", required=True)
     batch.add_argument("--output", required=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
+from dataclasses import dataclass
 from typing import Any
 
 from medchat.errors import InputError
@@ -80,48 +81,69 @@ def dvc_exp_show() -> list[dict]:
     return json.loads(result.stdout)
 
 
-# --- component ablation (issue: what each part adds on free text) ---------------------------------
+# --- ablations: one DVC experiment per configuration, read back into a table ------------------------
 
-# (name, description, params overrides): each a DVC experiment of the default pipeline
-ABLATIONS = [
-    ("normaliser", "prompts carry the lexicon normaliser's clinical labels", {"retrieval.normalise": True}),
-    ("rag", "prompts carry the top-2 retrieved passages (retrieval-augmented training and inference)",
-     {"retrieval.enabled": True}),
-    ("domain-tokens", "symptom and disease terms added to the tokenizer as single tokens",
-     {"tokenize.add_domain_tokens": True}),
-]
-# what is kept of each configuration: shipped model's free-text rows, test accuracy, tokens per term
-ABLATION_METRICS = {
-    "lm_generated_top1": "metrics/evaluate.json:{shipped}.freetext.lm_generated.top1",
-    "lm_top1": "metrics/evaluate.json:{shipped}.freetext.lm.top1",
-    "lm_top3": "metrics/evaluate.json:{shipped}.freetext.lm.top3",
-    "ensemble_top1": "metrics/evaluate.json:{shipped}.freetext.ensemble.top1",
-    "ensemble_top3": "metrics/evaluate.json:{shipped}.freetext.ensemble.top3",
-    "full_accuracy": "metrics/evaluate.json:{shipped}.full.accuracy",
-    "partial_accuracy": "metrics/evaluate.json:{shipped}.partial.accuracy",
-    "tokens_per_term": "metrics/tokenize.json:domain_tokens.tokens_per_term_after",
+@dataclass(frozen=True)
+class Study:
+    """Configurations (name, description, params overrides) compared with the default run, the metrics
+    kept of each (`{model}` stands for `model`, where "shipped" means the packaged one), and that model."""
+
+    configs: list[tuple[str, str, dict[str, Any]]]
+    metrics: dict[str, str]
+    model: str = "shipped"
+
+
+EVALUATE = "metrics/evaluate.json:{model}."
+STUDIES = {
+    # issue 5: what each part adds on free text
+    "parts": Study(
+        configs=[("normaliser", "prompts carry the lexicon normaliser's clinical labels", {"retrieval.normalise": True}),
+                 ("rag", "prompts carry the top-2 retrieved passages (retrieval-augmented training and inference)",
+                  {"retrieval.enabled": True}),
+                 ("domain-tokens", "symptom and disease terms added to the tokenizer as single tokens",
+                  {"tokenize.add_domain_tokens": True})],
+        metrics={"lm_generated_top1": EVALUATE + "freetext.lm_generated.top1", "lm_top1": EVALUATE + "freetext.lm.top1",
+                 "lm_top3": EVALUATE + "freetext.lm.top3", "ensemble_top1": EVALUATE + "freetext.ensemble.top1",
+                 "ensemble_top3": EVALUATE + "freetext.ensemble.top3", "full_accuracy": EVALUATE + "full.accuracy",
+                 "partial_accuracy": EVALUATE + "partial.accuracy",
+                 "tokens_per_term": "metrics/tokenize.json:domain_tokens.tokens_per_term_after"}),
+    # issue 6: multi-task learning, measured on the train stage's model (where the tasks are mixed)
+    "multitask": Study(
+        configs=[("diagnose-only", "train on diagnose alone", {"train.tasks": ["diagnose"]}),
+                 ("multitask+head", "the default tasks plus the auxiliary disease head (loss weight 0.5)",
+                  {"train.aux_head_weight": 0.5})],
+        metrics={"full_accuracy": EVALUATE + "full.accuracy", "partial_accuracy": EVALUATE + "partial.accuracy",
+                 "freetext_lm_top1": EVALUATE + "freetext.lm.top1", "freetext_reply_top1": EVALUATE + "freetext.lm_generated.top1",
+                 "escalation_recall": EVALUATE + "safety.guard_off.escalation_recall",
+                 "refusal_rate": EVALUATE + "safety.guard_off.refusal_rate",
+                 "false_escalation": EVALUATE + "safety.guard_off.false_escalation",
+                 "eval_loss": "metrics/train.json:eval_loss"},
+        model="train"),
 }
 
 
-def ablation_row(metrics: dict[str, dict]) -> dict[str, float | str | None]:
-    """One configuration's numbers, read from the metrics files of a run (the shipped model's rows)."""
-    shipped = (metrics.get("metrics/evaluate.json") or {}).get("shipped")
-    if not isinstance(shipped, str):
-        raise InputError("metrics/evaluate.json names no shipped model", fix="run the evaluate stage first")
-    return {"shipped": shipped, **{name: lookup(metrics, key.format(shipped=shipped)) for name, key in ABLATION_METRICS.items()}}
+def ablation_row(metrics: dict[str, dict], study: Study) -> dict[str, float | str | None]:
+    """One configuration's numbers, read from the metrics files of a run."""
+    model = study.model
+    if model == "shipped":
+        model = (metrics.get("metrics/evaluate.json") or {}).get("shipped")
+        if not isinstance(model, str):
+            raise InputError("metrics/evaluate.json names no shipped model", fix="run the evaluate stage first")
+    return {"model": model, **{name: lookup(metrics, key.format(model=model)) for name, key in study.metrics.items()}}
 
 
-def ablation_rows(records: list[dict], default: dict[str, dict], experiment_names: dict[str, str]) -> list[dict]:
-    """The default run first, then each ablation whose experiment is found (newest of that name wins)."""
+def ablation_rows(records: list[dict], default: dict[str, dict], experiment_names: dict[str, str],
+                  study: Study) -> list[dict]:
+    """The default run first, then each configuration's experiment (the newest of that name)."""
     by_name: dict[str, dict] = {}
     for record in records:
         by_name.setdefault(record["name"], record)
-    rows = [{"config": "default", "description": "the committed default params", **ablation_row(default)}]
-    for config, description, overrides in ABLATIONS:
+    rows = [{"config": "default", "description": "the committed default params", **ablation_row(default, study)}]
+    for config, description, overrides in study.configs:
         record = by_name.get(experiment_names[config])
         if record is None:
             raise InputError(f"experiment {experiment_names[config]!r} not found",
                              fix="run benchmarks/ablation.py without --collect-only")
-        rows.append({"config": config, "description": description,
-                     "params": {k: v for k, v in overrides.items()}, **ablation_row(record["metrics"])})
+        rows.append({"config": config, "description": description, "params": dict(overrides),
+                     **ablation_row(record["metrics"], study)})
     return rows

@@ -41,9 +41,17 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return rows
 
 
+def prompt_end(labels: Sequence[int]) -> int:
+    """Index of an example's last prompt token: the position whose hidden state predicts the first reply
+    token, where the auxiliary disease head reads (-1 when nothing carries a loss)."""
+    return next((t for t, label in enumerate(labels) if label != IGNORE_INDEX), 0) - 1
+
+
 @dataclass
 class PackingCollator:
-    """Collates tokenized examples (input_ids, labels) into packed rows with per-example position ids."""
+    """Collates tokenized examples (input_ids, labels) into packed rows with per-example position ids.
+    Examples with a `disease_id` (the auxiliary head's target) also get `disease_labels`: that id at the
+    example's last prompt token, IGNORE_INDEX everywhere else."""
 
     pad_token_id: int
     capacity: int
@@ -58,6 +66,7 @@ class PackingCollator:
         # Padding gets position 0 throughout: each pad token is then a one-token "example" of its own
         # (never attended to by real tokens, loss-free) and its position stays inside the model's table.
         position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        diseases = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long) if "disease_id" in features[0] else None
         for r, row in enumerate(rows):
             at = 0
             for i in row:
@@ -67,8 +76,31 @@ class PackingCollator:
                 input_ids[r, at:at + n] = torch.as_tensor(ids)
                 labels[r, at:at + n] = torch.as_tensor(labs)
                 position_ids[r, at:at + n] = torch.arange(n)
+                end = prompt_end(labs)
+                if diseases is not None and end >= 0:
+                    diseases[r, at + end] = features[i]["disease_id"]
                 at += n
-        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+        batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+        return {**batch, "disease_labels": diseases} if diseases is not None else batch
+
+
+@dataclass
+class DiseaseLabels:
+    """Wraps a padding collator (one example per row, order kept): adds `disease_labels` as PackingCollator does."""
+
+    collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        ids = [f.pop("disease_id") for f in features]
+        batch = self.collator(features)
+        diseases = torch.full_like(batch["labels"], IGNORE_INDEX)
+        for r, disease in enumerate(ids):
+            end = prompt_end(batch["labels"][r].tolist())
+            if end >= 0:
+                diseases[r, end] = disease
+        return {**batch, "disease_labels": diseases}
 
 
 def loss_positions_only(batch: dict[str, Any]) -> dict[str, Any]:

