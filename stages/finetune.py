@@ -11,6 +11,7 @@ from medchat.params import load_params
 
 TOKENIZED, BASE = Path("data/tokenized"), "models/train"
 OUT_DIR, PLOTS_DIR, METRICS = "models/finetune", "plots/finetune", "metrics/finetune.json"
+RESUME_DIR = Path("models/.checkpoints/finetune")  # outlives a killed run (not a DVC output); removed on success
 
 
 def main() -> int:
@@ -44,7 +45,7 @@ def main() -> int:
     unfreezing = GradualUnfreezing(layer_groups(model, p.layer_groups))
     with training_outputs(OUT_DIR, PLOTS_DIR) as (out, plots):
         summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe, [unfreezing],
-                      pack_capacity=params.train.max_length)
+                      pack_capacity=params.train.max_length, resume_dir=RESUME_DIR)
     summary.update(replay_examples=n_replay, domain_examples=len(domain), trainable_groups_per_epoch=unfreezing.history)
     if not is_main_process():
         return 0  # rank 0 of a torchrun job writes the metrics

@@ -38,7 +38,7 @@ def main() -> int:
             # Trained on the train split only, so validation and test text never shapes the vocabulary.
             tokenizer = train_bpe_tokenizer((f"{r['user']}\n{r['reply']}" for r in rows["train"]), params.model.vocab_size)
         else:
-            tokenizer = load_pretrained_tokenizer(params.model.name)
+            tokenizer = load_pretrained_tokenizer(params.model)
         terms = domain_terms(Lexicon.load(params.augment.lexicon))
     except InputError as exc:
         print(f"tokenize: error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from medchat.params import load_params
 
 TOKENIZED = Path("data/tokenized")
 OUT_DIR, PLOTS_DIR, METRICS = "models/train", "plots/train", "metrics/train.json"
+RESUME_DIR = Path("models/.checkpoints/train")  # outlives a killed run (not a DVC output); removed on success
 
 
 def main() -> int:
@@ -40,7 +41,7 @@ def main() -> int:
     val_set = data["val"].filter(lambda task: task in p.tasks, input_columns="task")
     with training_outputs(OUT_DIR, PLOTS_DIR) as (out, plots):
         summary = fit(model, tokenizer, train_set, val_set, p, out, plots, params.seed, probe,
-                      pack_capacity=params.train.max_length)
+                      pack_capacity=params.train.max_length, resume_dir=RESUME_DIR)
     summary["parameters"] = count_parameters(model)
     if not is_main_process():
         return 0  # rank 0 of a torchrun job writes the metrics

@@ -62,7 +62,7 @@ PROJECT_DIRS = ("src", "stages", "data", ".dvc")
 
 def copy_project(dst: Path) -> Path:
     """A fresh copy of the project (no outputs, no dvc.lock) as its own git + DVC repository."""
-    skip = shutil.ignore_patterns("clean", "augmented", "split", "tokenized", "__pycache__", "*.egg-info", "tmp", "cache")
+    skip = shutil.ignore_patterns("clean", "augmented", "split", "tokenized", "evaluate", "__pycache__", "*.egg-info", "tmp", "cache")
     for name in PROJECT_DIRS:
         shutil.copytree(ROOT / name, dst / name, ignore=skip)
     for name in PROJECT_FILES:
@@ -85,9 +85,16 @@ def dvc_env() -> tuple[str, dict[str, str]]:
                     "DVC_NO_ANALYTICS": "1"}
 
 
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the dvc of this interpreter's environment, with its python first on PATH for stage commands."""
-    bindir, env = dvc_env()
+# The network unreachable: every proxy points at a closed local port (the discard port, nothing listens).
+NO_NETWORK = {name: "http://127.0.0.1:9" for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
+                                                       "https_proxy", "all_proxy")} | {"NO_PROXY": "", "no_proxy": ""}
+
+
+def dvc(*args: str, cwd: Path, check: bool = True, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """Run the dvc of this interpreter's environment, with its python first on PATH for stage commands.
+    `env` adds variables (None removes one)."""
+    bindir, base = dvc_env()
+    env = {k: v for k, v in {**base, **(env or {})}.items() if v is not None}
     result = subprocess.run([str(Path(bindir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True,
                             timeout=900)
     if check and result.returncode != 0:

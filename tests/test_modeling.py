@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import NO_NETWORK
 from medchat.errors import InputError
 from medchat.modeling import build_model, load_trained
 from medchat.params import ModelParams
@@ -39,7 +40,7 @@ def pretrained_dir(tmp_path_factory):
 
 def test_pretrained_local_checkpoint_gets_a_pad_token(pretrained_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tokenizer = load_pretrained_tokenizer(str(pretrained_dir))
+    tokenizer = load_pretrained_tokenizer(ModelParams(name=str(pretrained_dir)))
     assert tokenizer.pad_token is not None and tokenizer.pad_token_id != tokenizer.eos_token_id
     model = build_model(ModelParams(name=str(pretrained_dir)), tokenizer, dropout=0.0)
     assert model.get_input_embeddings().num_embeddings == len(tokenizer)
@@ -49,7 +50,7 @@ def test_pretrained_local_checkpoint_gets_a_pad_token(pretrained_dir, monkeypatc
 def test_unknown_model_name_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError, match=r"model.name: local model folder .* not found"):
-        load_pretrained_tokenizer(str(tmp_path / "no-such-model"))
+        load_pretrained_tokenizer(ModelParams(name=str(tmp_path / "no-such-model")))
 
 
 def test_load_trained_refuses_bad_folders(tmp_path, pretrained_dir):
@@ -62,3 +63,52 @@ def test_load_trained_refuses_bad_folders(tmp_path, pretrained_dir):
         load_trained(tmp_path / "pickled")
     model, tokenizer = load_trained(pretrained_dir)
     assert not model.training
+
+
+def test_uncached_hub_id_fails_at_once_without_the_offline_variable(tmp_path):
+    """No HF_HUB_OFFLINE and the network unreachable: an id missing from the cache fails in seconds (not after
+    the Hub client's ~23 s of retries) with what to do, because loading never asks the network by default."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(NO_NETWORK, HF_HOME=str(tmp_path / "hf-home"))
+    code = ("from medchat.params import ModelParams\nfrom medchat.tokenization import load_pretrained_tokenizer\n"
+            "load_pretrained_tokenizer(ModelParams(name='medchat-tests/not-cached'))")
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - started
+    assert result.returncode != 0 and elapsed < 15, (elapsed, result.stderr[-500:])
+    assert "model.name: cannot load a tokenizer for 'medchat-tests/not-cached'" in result.stderr
+    assert "hf download medchat-tests/not-cached" in result.stderr and "allow_download" in result.stderr
+
+
+def test_remote_code_only_when_asked_and_with_a_warning(pretrained_dir, capsys):
+    from medchat.tokenization import hub_options
+
+    assert hub_options(ModelParams(name="x")) == {"local_files_only": True, "trust_remote_code": False}
+    assert capsys.readouterr().err == ""
+    options = hub_options(ModelParams(name="x", trust_remote_code=True, allow_download=True))
+    assert options == {"local_files_only": False, "trust_remote_code": True}
+    assert "warning: model.trust_remote_code is on" in capsys.readouterr().err
+
+
+def test_pickle_only_checkpoint_is_refused(tmp_path, pretrained_dir, monkeypatch):
+    """A pretrained folder whose weights exist only as a pickle (pytorch_model.bin) is never unpickled."""
+    import shutil
+
+    import torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pickled = tmp_path / "pickled"
+    shutil.copytree(pretrained_dir, pickled)
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(pickled / "model.safetensors")), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    params = ModelParams(name=str(pickled))
+    tokenizer = load_pretrained_tokenizer(params)
+    with pytest.raises(InputError, match="model.name: cannot load model"):
+        build_model(params, tokenizer, dropout=0.0)

@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, copy_project, dvc, dvc_detached, dvc_env
+from conftest import NO_NETWORK, ROOT, copy_project, dvc, dvc_detached, dvc_env
 from medchat.experiments import experiment_records
 from medchat.params import merge
 
@@ -24,7 +24,9 @@ def project(tmp_path_factory):
                    yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text()))
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     started = time.perf_counter()
-    dvc("repro", cwd=path)
+    # the offline guarantee: no HF_HUB_OFFLINE and no network, yet the default pipeline runs (it never asks)
+    dvc("repro", cwd=path, env={**NO_NETWORK, "HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None,
+                                "HF_DATASETS_OFFLINE": None, "HF_HOME": str(path.parent / "hf-home")})
     elapsed = time.perf_counter() - started
     assert elapsed < 180, f"tiny dvc repro took {elapsed:.0f}s"
     return path
@@ -85,6 +87,39 @@ def test_metrics_and_report(project):
         assert (tsv / name).exists(), name
     shown = dvc("plots", "show", "--json", cwd=project).stdout
     assert "disease_accuracy" in shown and "confusion" in shown.lower()
+
+
+def test_push_then_fresh_clones_pull_instead_of_recomputing(project, tmp_path):
+    """`dvc push` sends every output to the default remote (pointed at a temporary folder with config.local,
+    which git never carries); a fresh clone's `dvc pull` gets identical outputs, and `dvc repro --pull` in
+    another runs no stage."""
+    storage = tmp_path / "storage"
+
+    def git(*args, cwd=project):
+        subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+    def use_storage(repo):
+        dvc("remote", "modify", "--local", "storage", "url", str(storage), cwd=repo)
+
+    git("add", "-A")
+    git("commit", "-qm", "pipeline run")
+    use_storage(project)
+    dvc("push", cwd=project)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    pushed = {out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])
+              if out.get("md5", "").endswith(".dir") or "md5" in out}
+    assert {"models/train", "models/finetune", "models/chatbot", "data/split"} <= pushed
+    for name in ("pulled", "reproduced"):
+        git("clone", "-q", str(project), str(tmp_path / name), cwd=tmp_path)
+        use_storage(tmp_path / name)
+    dvc("pull", cwd=tmp_path / "pulled")
+    assert "up to date" in dvc("status", cwd=tmp_path / "pulled").stdout
+    for path in ("models/chatbot/model.safetensors", "data/split/train.jsonl", "models/retriever/passages.jsonl"):
+        assert (tmp_path / "pulled" / path).read_bytes() == (project / path).read_bytes(), path
+    started = time.perf_counter()
+    out = dvc("repro", "--pull", cwd=tmp_path / "reproduced").stdout
+    assert "Running stage" not in out and time.perf_counter() - started < 120, out
+    assert (tmp_path / "reproduced" / "models" / "chatbot" / "model.safetensors").exists()
 
 
 def test_medchat_batch_on_the_packaged_model(project, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from medchat.errors import InputError
 
@@ -21,6 +22,16 @@ def _check_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_data(args: argparse.Namespace) -> int:
+    from medchat.dataset_import import import_dataset
+
+    counts = import_dataset(args.source, args.to, args.policy, dvc_add=args.dvc_add)
+    print(f"{args.to}: {counts['rows_in']} rows, {counts['diseases']} diseases, {counts['symptoms']} symptoms"
+          + (f"; tracked by DVC: git add {args.to}.dvc {Path(args.to).parent / '.gitignore'}" if args.dvc_add else ""))
+    print(f"use it: set clean.raw_dir: {args.to} in params.yaml (or dvc exp run -S clean.raw_dir={args.to})")
+    return 0
+
+
 DEFAULT_MODEL = "models/chatbot"
 
 
@@ -29,13 +40,15 @@ class Chatbot:
 
     def __init__(self, args: argparse.Namespace):
         import json
-        from pathlib import Path
 
         from medchat.inference import ChatModel
         from medchat.safety import Policy
         from medchat.retrieval import PROMPTS_FILE, PromptBuilder
         from medchat.triage import find as find_triage
+        from transformers.utils import logging as transformers_logging
 
+        # a chat user gets our one-line errors, not the library's advice about checkpoint internals
+        transformers_logging.set_verbosity_error()
         self.chat = ChatModel.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=getattr(args, "batch_size", 64))
         package = Path(args.model) / "medchat.json"
         use_guard = json.loads(package.read_text()).get("guard", True) if package.exists() else True
@@ -146,7 +159,6 @@ CV_METRICS = ["metrics/evaluate.json:train.full.accuracy", "metrics/evaluate.jso
 
 def _cv(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from medchat.experiments import dvc_exp_show, experiment_records, folds_table, summarize_folds
 
@@ -181,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("raw_dir")
     check.add_argument("--policy", default="data/policy.yaml")
     check.set_defaults(run=_check_data)
+    imported = commands.add_parser("import-data", help="a Kaggle download (zip or folder) -> a validated, DVC-tracked data folder")
+    imported.add_argument("source", help="the downloaded zip, or the folder it unzips to")
+    imported.add_argument("--to", default="data/kaggle", help="new folder under data/ (default data/kaggle)")
+    imported.add_argument("--policy", default="data/policy.yaml")
+    imported.add_argument("--dvc-add", action=argparse.BooleanOptionalAction, default=True,
+                          help="track the folder with `dvc add` (default on)")
+    imported.set_defaults(run=_import_data)
 
     def model_command(name: str, help: str, run) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help)

@@ -7,7 +7,7 @@ from typing import Any
 
 from medchat.errors import InputError
 from medchat.params import ModelParams
-from medchat.tokenization import SCRATCH
+from medchat.tokenization import SCRATCH, cannot_load, hub_options
 
 DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout", "hidden_dropout")
 
@@ -24,15 +24,16 @@ def build_model(params: ModelParams, tokenizer: Any, dropout: float, domain_toke
                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         return GPT2LMHeadModel(config)
     overrides = {}
+    options = hub_options(params)
     try:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(params.name)
+        config = AutoConfig.from_pretrained(params.name, **options)
         overrides = {k: dropout for k in DROPOUT_KEYS if isinstance(getattr(config, k, None), float)}
-        model = AutoModelForCausalLM.from_pretrained(params.name, **overrides)  # trust_remote_code never set
+        # safetensors only: a checkpoint with nothing but pickled weights is refused, not unpickled
+        model = AutoModelForCausalLM.from_pretrained(params.name, use_safetensors=True, **options, **overrides)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load model {params.name!r}: {str(exc).splitlines()[0]}", key="model.name",
-                         fix='use "scratch", a local model folder, or a Hub id already in the local cache') from None
+        raise cannot_load("model", params, exc) from None
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         # New rows (our pad token) start at the mean of the existing embeddings.
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
@@ -63,21 +64,26 @@ def init_domain_embeddings(model: Any, domain_tokens: dict[int, list[int]]) -> N
 
 def load_trained(model_dir: str | Path) -> tuple[Any, Any]:
     """A model saved by train or finetune (safetensors only) and its tokenizer, ready for inference."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise InputError("model folder not found", file=str(model_dir), fix="run `dvc repro` or pass --model")
     has_weights = (model_dir / "model.safetensors").exists() or any(model_dir.glob("model-*.safetensors"))
-    for required, present in (("config.json", (model_dir / "config.json").exists()), ("model.safetensors", has_weights)):
+    for required, present in (("config.json", (model_dir / "config.json").exists()), ("model.safetensors", has_weights),
+                              ("tokenizer.json", (model_dir / "tokenizer.json").exists())):
         if not present:
             raise InputError(f"not a trained model folder: {required} is missing", file=str(model_dir),
                              fix="point --model at models/train, models/finetune or models/chatbot")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load the model: {str(exc).splitlines()[0]}", file=str(model_dir)) from None
+        # our own folders: never code from them, never the network
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, local_files_only=True,
+                                                     trust_remote_code=False)
+    except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated or corrupted weights file
+        raise InputError(f"cannot load the model: {str(exc).splitlines()[0]}", file=str(model_dir),
+                         fix="re-create it with dvc repro (or dvc checkout / dvc pull)") from None
     model.eval()
     return model, tokenizer
 

@@ -70,6 +70,11 @@ class ModelParams:
     n_embd: int = spec(128, min=16, max=4096)
     n_head: int = spec(4, min=1, max=64)
     n_positions: int = spec(256, min=32, max=8192)
+    # A pretrained model: where it may come from and what it may run.
+    allow_download: bool = spec(False, help="fetch a Hub id that is not in the local cache (otherwise loading "
+                                             "never touches the network and fails at once)")
+    trust_remote_code: bool = spec(False, help="run Python code shipped with the model (a warning is printed); "
+                                                "off: nothing in a model folder is executed")
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
@@ -290,8 +295,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     except FileNotFoundError:
         raise InputError("params file not found", file=str(path),
                          fix="run from the repository root") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", file=str(path)) from None
+    except yaml.YAMLError as exc:  # one line: the parser's problem and where it noticed it
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"not valid YAML: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}", file=str(path),
+                         row=mark.line + 1 if mark is not None else None) from None
     try:
         return parse_params(raw)
     except InputError as exc:

@@ -7,6 +7,7 @@ mask every EOS label and the model would never learn to stop.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -74,18 +75,35 @@ def load_domain_tokens(folder: str | Path) -> dict[int, list[int]]:
     return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
 
 
-def load_pretrained_tokenizer(name: str) -> Any:
-    """The tokenizer of a Hub id or local path, given a dedicated pad token if it lacks one."""
+def hub_options(params: Any) -> dict[str, bool]:
+    """from_pretrained keywords for `model.name` (a ModelParams): no network unless model.allow_download
+    (so an uncached Hub id fails at once instead of after ~23 s of retries), and no code from the model
+    folder unless model.trust_remote_code, which warns every time it is used."""
+    if params.trust_remote_code:
+        print(f"medchat: warning: model.trust_remote_code is on: Python code shipped with {params.name!r} "
+              "will run with your permissions", file=sys.stderr)
+    return {"local_files_only": not params.allow_download, "trust_remote_code": params.trust_remote_code}
+
+
+def cannot_load(what: str, params: Any, exc: Exception) -> InputError:
+    fix = ('use "scratch" or a local model folder; a Hub id must be in the local Hugging Face cache '
+           f"(download it once: hf download {params.name}) or needs model.allow_download: true "
+           "on a machine with network") if not params.allow_download else "check the id and the network"
+    return InputError(f"cannot load {what} {params.name!r}: {str(exc).splitlines()[0]}", key="model.name", fix=fix)
+
+
+def load_pretrained_tokenizer(params: Any) -> Any:
+    """The tokenizer of `model.name` (Hub id or local path), given a dedicated pad token if it lacks one."""
     from transformers import AutoTokenizer
 
+    name = params.name
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
         raise InputError(f"local model folder {name!r} not found", key="model.name",
                          fix='use "scratch", an existing folder, or a Hub id')
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)  # trust_remote_code is never set
+        tokenizer = AutoTokenizer.from_pretrained(name, **hub_options(params))
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load a tokenizer for {name!r}: {str(exc).splitlines()[0]}", key="model.name",
-                         fix='use "scratch", a local model folder, or a Hub id already in the local cache') from None
+        raise cannot_load("a tokenizer for", params, exc) from None
     if tokenizer.eos_token is None:
         raise InputError(f"tokenizer of {name!r} has no EOS token", key="model.name")
     if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:

@@ -24,6 +24,53 @@ from medchat.params import TrainerParams
 from medchat.tokenization import IGNORE_INDEX
 
 CHECKPOINTS = "checkpoints"
+COMPLETE = "medchat-complete"  # written into a checkpoint once the Trainer has finished saving it
+FINGERPRINT = "fingerprint"
+
+
+class MarkCompleteCheckpoints(TrainerCallback):
+    """on_save runs after the Trainer has written every file of a checkpoint: only then is it resumable.
+    A checkpoint without the mark was cut off mid-write (kill -9) and is never resumed from."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+
+
+def run_fingerprint(model: Any, train_set: Any, val_set: Any, p: TrainerParams, seed: int, pack_capacity: int) -> str:
+    """What a checkpoint must share with this run to be resumed: params, seed, model config and starting
+    weights, and the training and validation tokens. Any change starts training afresh."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    digest = hashlib.sha256(json.dumps([asdict(p), seed, pack_capacity], sort_keys=True, default=str).encode())
+    digest.update(model.config.to_json_string().encode())
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for data in (train_set, val_set):
+        for column in ("input_ids", "labels"):
+            for row in data[column]:
+                digest.update(bytes(str(row), "ascii"))
+    return digest.hexdigest()
+
+
+def resumable_checkpoint(folder: Path, fingerprint: str) -> Path | None:
+    """The newest complete checkpoint in `folder` left by an interrupted run of this same training, or None.
+    Checkpoints of any other run, and half-written ones, are deleted."""
+    stamp = folder / FINGERPRINT
+    if not stamp.exists() or stamp.read_text() != fingerprint:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        stamp.write_text(fingerprint)
+        return None
+    complete = []
+    for checkpoint in folder.glob("checkpoint-*"):
+        if (checkpoint / COMPLETE).exists():
+            complete.append(checkpoint)
+        else:
+            shutil.rmtree(checkpoint)
+    return max(complete, key=lambda c: int(c.name.rsplit("-", 1)[1]), default=None)
 
 
 class ChatTrainer(Trainer):
@@ -132,7 +179,8 @@ class GradualUnfreezing(TrainerCallback):
         self.history: list[int] = []  # trainable groups at each epoch, for the metrics and tests
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.epochs_started += 1
+        # from the Trainer's epoch count, not our own: a run resumed mid-epoch 2 must still train two groups
+        self.epochs_started = int(state.epoch or 0) + 1
         active = min(self.epochs_started, len(self.groups))
         for i, group in enumerate(self.groups):
             for p in group:
@@ -237,11 +285,16 @@ def make_live(plots_dir: Path) -> Any:
 
 def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerParams, out_dir: Path,
         plots_dir: Path, seed: int, probe: Callable[[Any], float] | None = None,
-        callbacks: list[TrainerCallback] = (), pack_capacity: int = 256) -> dict:
+        callbacks: list[TrainerCallback] = (), pack_capacity: int = 256, resume_dir: Path | None = None) -> dict:
     """Train, keep the best model (by metric_for_best_model), save it as safetensors with its tokenizer
     in `out_dir`, and return a small summary for metrics/<stage>.json. With `p.packing`, each batch's
     examples share rows of at most `pack_capacity` tokens (see medchat.packing); otherwise they are
-    padded to the longest in the batch."""
+    padded to the longest in the batch.
+
+    With `resume_dir` (single process), checkpoints go there instead of into `out_dir`, so they outlive a
+    killed run: the next run of the same training resumes from the newest complete one (optimizer,
+    scheduler, RNG and data position restored by the Trainer) and ends with the same weights. The folder
+    is removed when training succeeds. The dvclive plots of a resumed run start at its checkpoint."""
     import torch
     from transformers import set_seed
 
@@ -261,14 +314,21 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
         collator = LossPositionsOnly(collator)  # LM head only where the loss is taken
     main = is_main_process()
-    every = [*([DVCLiveCallback(live=make_live(plots_dir))] if main else []), *callbacks]
+    resumable = resume_dir is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1
+    checkpoints, resume_from = out_dir / CHECKPOINTS, None
+    if resumable:
+        checkpoints = Path(resume_dir)
+        resume_from = resumable_checkpoint(checkpoints, run_fingerprint(model, train_set, val_set, p, seed, pack_capacity))
+        if resume_from is not None:
+            print(f"training: resuming from {resume_from} (an earlier run of the same training was interrupted)")
+    every = [*([DVCLiveCallback(live=make_live(plots_dir))] if main else []), MarkCompleteCheckpoints(), *callbacks]
     if p.early_stopping_patience:
         every.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
-    trainer = ChatTrainer(model=model, args=training_arguments(p, out_dir / CHECKPOINTS, seed),
+    trainer = ChatTrainer(model=model, args=training_arguments(p, checkpoints, seed),
                           train_dataset=train_set, eval_dataset=val_set, data_collator=collator,
                           processing_class=tokenizer, callbacks=every, accuracy_probe=probe,
                           aux_head_weight=p.aux_head_weight)
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     # The Trainer evaluates at the last step too, so the kept checkpoint's metrics are already in the
     # log history: no need to evaluate the same weights a second time.
     evals = [h for h in trainer.state.log_history if "eval_loss" in h]
@@ -281,7 +341,7 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
         # Trainer also pickles TrainingArguments; our model folders hold no pickles (params.yaml records the config).
         (out_dir / "training_args.bin").unlink(missing_ok=True)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)  # the kept model is saved; checkpoints were for recovery
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the kept model is saved; checkpoints were for recovery
     else:
         trainer.accelerator.wait_for_everyone()  # training_outputs removes them once every rank is here
     # dvclive records all ~100 TrainingArguments here; params.yaml already holds ours, and a second
