@@ -1,6 +1,7 @@
 """Versioned data: a Kaggle download imported as a DVC-tracked folder, two data versions restored by
 `git checkout` + `dvc checkout`, and bad downloads refused with nothing written."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -95,3 +96,50 @@ def test_two_data_versions_come_back_with_git_and_dvc_checkout(tmp_path):
     assert {p.name: p.read_bytes() for p in (project / "data" / "clean").iterdir()} == first
     assert "A reworded description" not in descriptions.read_text()
     assert "up to date" in dvc("status", "clean", cwd=project).stdout
+
+
+def test_verify_finds_corrupted_and_missing_cache_and_an_absent_remote(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc("init", "-q", cwd=repo)
+    (repo / "data").mkdir()
+    (repo / "data" / "one.txt").write_text("one\n")
+    (repo / "folder").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (repo / "folder" / name).write_text(f"{name}\n")
+    dvc("add", "data/one.txt", "folder", cwd=repo)
+    dvc("remote", "add", "-d", "storage", str(tmp_path / "storage"), cwd=repo)
+    _, env = dvc_env()
+
+    def verify(*args):
+        return subprocess.run([sys.executable, "-m", "medchat.cli", "verify", *args], cwd=repo, env=env,
+                              capture_output=True, text=True)
+
+    ok = verify()
+    assert ok.returncode == 0 and "4 cached objects intact" in ok.stdout  # a file, a listing, two files in it
+    absent = verify("--remote")
+    assert absent.returncode == 1 and "does not exist" in absent.stderr and "dvc push once" in absent.stderr
+    dvc("push", cwd=repo)
+    assert "remote reachable" in verify("--remote").stdout
+
+    md5 = yaml.safe_load((repo / "folder.dvc").read_text())["outs"][0]["md5"]
+    listing = json.loads((repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).read_text())
+    victim = repo / ".dvc" / "cache" / "files" / "md5" / listing[0]["md5"][:2] / listing[0]["md5"][2:]
+    victim.chmod(0o644)
+    victim.write_text("flipped bits\n")
+    one = yaml.safe_load((repo / "data" / "one.txt.dvc").read_text())["outs"][0]["md5"]
+    (repo / ".dvc" / "cache" / "files" / "md5" / one[:2] / one[2:]).unlink()
+    bad = verify()
+    assert bad.returncode == 1
+    assert f"corrupted: folder/{listing[0]['relpath']}" in bad.stdout and "missing: data/one.txt" in bad.stdout
+    assert bad.stderr.count("\n") == 1 and "2 of 4 cached objects are missing or corrupted" in bad.stderr
+    assert "delete the corrupted cache files named above, then dvc pull" in bad.stderr
+
+
+def test_verify_checks_cached_outputs_only():
+    from medchat.cache_check import recorded_outputs
+
+    outputs = recorded_outputs(ROOT)  # this repository's committed dvc.lock
+    assert {"models/train", "models/chatbot", "data/split"} <= set(outputs)
+    assert not {"metrics/evaluate.json", "metrics/report.md", "plots/train"} & set(outputs)  # cache: false, in git

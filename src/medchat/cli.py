@@ -180,6 +180,12 @@ def _tune(args: argparse.Namespace) -> int:
     return tune.main(settings, params.seed, apply=args.apply, table_path=args.table)
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from medchat import cache_check
+
+    return cache_check.main(Path("."), remote=args.remote)
+
+
 def _pr_report(args: argparse.Namespace) -> int:
     from medchat import pr_report
 
@@ -229,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dvc exp apply the best trial (default on)")
     tune.set_defaults(run=_tune)
 
+    verify = commands.add_parser("verify", help="re-hash every cached output dvc.lock and the .dvc files record; "
+                                                "say which are missing or corrupted")
+    verify.add_argument("--remote", action="store_true", help="also check that the default DVC remote can be reached")
+    verify.set_defaults(run=_verify)
     report = commands.add_parser("pr-report", help="markdown report for a pull request: metrics and params diffs "
                                                    "against a base revision, plots as PNG (for cml comment create)")
     report.add_argument("--base", default="main", help="git revision to compare with (default main)")
