@@ -62,17 +62,19 @@ def main() -> int:
     parser.add_argument("--study", action="append", choices=sorted(STUDIES), help="default: all")
     parser.add_argument("--prefix", default="ablation")
     parser.add_argument("--collect-only", action="store_true", help="only read back experiments run earlier")
+    parser.add_argument("--rev", help="with --collect-only: the commit the experiments were run from (default HEAD)")
     args = parser.parse_args()
     os.chdir(ROOT)  # dvc exp show runs here
     studies = args.study or list(STUDIES)
     names = {s: {config: f"{args.prefix}-{config}" for config, _, _ in STUDIES[s].configs} for s in studies}
+    rev = args.rev if args.collect_only and args.rev else "HEAD"  # the experiments' baseline commit
+    commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     if not args.collect_only:
         queue(names)
     default = {path: json.loads((ROOT / path).read_text()) for path in DEFAULT_METRICS}
-    records = experiment_records(dvc_exp_show())
+    records = experiment_records(dvc_exp_show(commit))
     previous = json.loads(OUT.read_text()).get("studies", {}) if OUT.exists() else {}
     results = {**previous, **{s: ablation_rows(records, default, names[s], STUDIES[s]) for s in studies}}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     write_json(OUT, {"commit": commit, "studies": results})
     for study in studies:
         for row in results[study]:

@@ -73,8 +73,9 @@ def folds_table(summary: dict[int, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def dvc_exp_show() -> list[dict]:
-    result = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+def dvc_exp_show(rev: str | None = None) -> list[dict]:
+    """`dvc exp show --json`: the experiments of HEAD, or of the baseline commit `rev`."""
+    result = subprocess.run(["dvc", "exp", "show", "--json", *(["--rev", rev] if rev else [])], capture_output=True, text=True)
     if result.returncode != 0:
         raise InputError(f"dvc exp show failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}",
                          fix="run inside the DVC repository")
