@@ -160,13 +160,15 @@ def test_medchat_chat_feedback_session(project, tmp_path):
 
 
 def test_experiment_changes_params_and_metrics(project):
+    """A finetune param: the experiment re-runs finetune and evaluate only (train comes from the cache)."""
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
-    subprocess.run(["git", "commit", "-qm", "baseline run"], cwd=project, check=True, capture_output=True)
-    dvc("exp", "run", "-S", "train.learning_rate=0.001", cwd=project)
+    subprocess.run(["git", "commit", "-qm", "baseline run", "--allow-empty"], cwd=project, check=True, capture_output=True)
+    dvc("exp", "run", "-S", "finetune.learning_rate=0.0005", cwd=project)
     params = dvc("params", "diff", "--json", cwd=project).stdout
-    assert '"train.learning_rate"' in params and "0.001" in params
+    assert '"finetune.learning_rate"' in params and "0.0005" in params
     metrics = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
-    assert "metrics/train.json" in metrics and "eval_loss" in metrics["metrics/train.json"]
+    assert "metrics/finetune.json" in metrics and "eval_loss" in metrics["metrics/finetune.json"]
+    assert "metrics/train.json" not in metrics  # train did not change
 
 
 
