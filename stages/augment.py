@@ -29,9 +29,6 @@ def main() -> int:
         policy = Policy.load(params.clean.policy)
         examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates), policy, config)
         corrected, skipped = corrections(a.feedback, policy)
-    except FileNotFoundError as exc:
-        print(f"augment: error: {exc.filename}: not found (augment.feedback; create an empty file for none)", file=sys.stderr)
-        return 1
     except InputError as exc:
         print(f"augment: error: {exc}", file=sys.stderr)
         return 1

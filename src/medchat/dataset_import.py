@@ -14,11 +14,11 @@ checkout <old> && dvc checkout` brings the first one back.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 
+from medchat.dvc_commands import run_dvc
 from medchat.errors import InputError
 from medchat.kb import DATASET, DESCRIPTIONS, PRECAUTIONS, SEVERITY_NAMES, read_kb
 from medchat.medication import MedicationLexicon
@@ -72,9 +72,9 @@ def import_dataset(source: str | Path, target: str | Path, policy: str | Path, d
         _, report = read_kb(staged, MedicationLexicon.from_policy(policy))  # the clean stage's own checks
         staged.rename(target)
     if dvc_add:
-        result = subprocess.run(["dvc", "add", str(target)], capture_output=True, text=True)
-        if result.returncode != 0:
-            shutil.rmtree(target)
-            last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode
-            raise InputError(f"dvc add failed: {last}", file=str(target), fix="run inside the DVC repository")
+        try:
+            run_dvc("add", str(target))
+        except InputError:
+            shutil.rmtree(target)  # nothing half-done: no untracked copy left behind
+            raise
     return dict(report.counts)

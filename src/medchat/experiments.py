@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,11 +74,9 @@ def folds_table(summary: dict[int, dict[str, dict]]) -> str:
 
 def dvc_exp_show(rev: str | None = None) -> list[dict]:
     """`dvc exp show --json`: the experiments of HEAD, or of the baseline commit `rev`."""
-    result = subprocess.run(["dvc", "exp", "show", "--json", *(["--rev", rev] if rev else [])], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise InputError(f"dvc exp show failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}",
-                         fix="run inside the DVC repository")
-    return json.loads(result.stdout)
+    from medchat.dvc_commands import run_dvc
+
+    return json.loads(run_dvc("exp", "show", "--json", *(["--rev", rev] if rev else [])))
 
 
 # --- ablations: one DVC experiment per configuration, read back into a table ------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medchat.dialogue import Example
+from medchat.errors import InputError
 from medchat.scoring import parse_disease
 
 TASK = "feedback"
@@ -56,6 +57,8 @@ def corrections(path: str | Path, policy: Any) -> tuple[list[Example], list[Skip
     examples: list[Example] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
+    if not Path(path).is_file():
+        raise InputError("not found", file=str(path), fix="augment.feedback names the feedback file; create an empty one for none")
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():

@@ -14,19 +14,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from medchat.dvc_commands import run_dvc
 from medchat.errors import InputError
 
 
 def dvc_output(*args: str) -> str:
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
-        raise InputError(f"dvc {' '.join(args)} failed: {last}", fix="run inside the DVC repository; is the base revision fetched?")
-    return result.stdout
+    return run_dvc(*args, fix="run inside the DVC repository; is the base revision fetched?")
 
 
 def plot_specs(plots_json: dict[str, Any]) -> dict[str, dict]:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any, Callable
 
+from medchat.dvc_commands import run_dvc
 from medchat.errors import InputError
 from medchat.experiments import dvc_exp_show, experiment_records, lookup
 
@@ -136,9 +137,7 @@ def apply_best(study: Any) -> str:
     if number is None:
         raise InputError("no trial completed", fix="see the failed trials above; `dvc exp show` lists what ran")
     name = study.best_trial.user_attrs["experiment"]
-    result = subprocess.run(["dvc", "exp", "apply", name], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise InputError(f"dvc exp apply {name} failed: {result.stderr.strip()}", fix=f"dvc exp apply {name}")
+    run_dvc("exp", "apply", name, fix=f"dvc exp apply {name}")
     return name
 
 
