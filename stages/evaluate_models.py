@@ -5,6 +5,7 @@ Hugging Face `evaluate` package for anything that probes for it.)"""
 
 from __future__ import annotations
 
+import random
 import shutil
 import sys
 from collections import Counter
@@ -26,6 +27,7 @@ METRICS, CONFUSION = "metrics/evaluate.json", "plots/evaluate/confusion.json"
 
 def main() -> int:
     from medchat.baseline import Baseline
+    from medchat.drafting import save_drafts
     from medchat.evaluation import (evaluate_baseline, evaluate_freetext, evaluate_model, load_freetext, measure_speed,
                                     retriever_ablation)
     from medchat.kb import load_tidy
@@ -49,7 +51,9 @@ def main() -> int:
         prompts = PromptBuilder.load(INDEX)
         freetext = load_freetext(FREETEXT)
         kb, lexicon = load_tidy(CLEAN_DIR), Lexicon.load(params.augment.lexicon)
-        chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size)
+        # greedy decoding drafts from the training replies (medchat.drafting): same replies, fewer passes
+        drafts = sorted({r["reply"] for r in train_rows})
+        chats = {name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, drafts=drafts)
                  for name, path in MODELS.items()}
     except InputError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
@@ -61,6 +65,9 @@ def main() -> int:
     results["baseline"], rows = evaluate_baseline(baseline, test_rows)
     predictions += [{"model": "baseline", **r} for r in rows]
     diagnose = [r for r in test_rows if r["task"] == "diagnose"]
+    # speed is measured on a seeded sample of every task's messages, as users would send them
+    speed_rows = random.Random(params.seed).sample(test_rows, min(len(test_rows), max(e.batch_size, e.latency_samples)))
+    speed_users = [r["user"] for r in speed_rows]
     free, _ = evaluate_freetext(freetext, prompts, baseline)
     results["baseline"]["freetext"] = {"raw": free["baseline_raw"], "normalised": free["baseline"]}
     results["retriever"] = {"test": recall_at(prompts.retriever.rank(prompts.queries([r["user"] for r in diagnose])),
@@ -70,7 +77,7 @@ def main() -> int:
                                                            params.retrieval.dense_weight, e.dense_ablation)}
     for name, chat in chats.items():
         results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates, triage, prompts)
-        results[name].update(measure_speed(chat, prompts([r["user"] for r in diagnose]), e.latency_samples))
+        results[name].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
         free, _ = evaluate_freetext(freetext, prompts, baseline, chat, dict(e.ensemble_weights))
         results[name]["freetext"] = {k: free[k] for k in ("lm", "lm_generated", "ensemble")}
         predictions += [{"model": name, **r} for r in rows]
@@ -94,6 +101,7 @@ def main() -> int:
         for item in Path(INDEX).iterdir():  # the prompt builder: normaliser, retriever and its settings
             shutil.copy2(item, out / item.name)
         write_json(out / "medchat.json", {"guard": e.guard})
+        save_drafts(out, drafts)
     print(f"evaluate: baseline full-symptom accuracy {results['baseline']['full'].get('accuracy')}; "
           f"shipped {shipped} as {CHATBOT}")
     return 0

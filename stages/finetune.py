@@ -19,7 +19,7 @@ def main() -> int:
 
     from medchat.modeling import load_trained, quiet_progress
     from medchat.training import (GradualUnfreezing, accuracy_probe, fit, is_main_process, layer_groups,
-                                  training_outputs, weight_tasks)
+                                  reply_sequences, training_outputs, weight_tasks)
 
     quiet_progress()
     try:
@@ -29,7 +29,7 @@ def main() -> int:
         # in memory: transforms (filter, shuffle) must not write cache files into the DVC-tracked folder
         data = load_from_disk(str(TOKENIZED / "datasets"), keep_in_memory=True)
         probe = accuracy_probe(tokenizer, data["val"].select_columns(["user", "task", "disease"]).to_list(),
-                               p.accuracy_samples, params.seed)
+                               p.accuracy_samples, params.seed, drafts=reply_sequences(data["train"]))
     except InputError as exc:
         print(f"finetune: error: {exc}", file=sys.stderr)
         return 1

@@ -35,7 +35,7 @@ def main() -> int:
         print(f"index: error: {exc}", file=sys.stderr)
         return 1
     users, answers = [row["user"] for row in val], [row["disease"] for row in val]
-    found = [set(normaliser.symptoms(u)) for u in users]
+    found = [set(f) for f in normaliser.symptoms_of(users)]
     hits = sum(len(f & set(row["symptoms"])) for f, row in zip(found, val))
     metrics = {"passages": len(retriever.passages), "encoder": r.encoder,
                "val_raw": recall_at(retriever.rank(users), answers),

@@ -20,7 +20,8 @@ def main() -> int:
 
     from medchat.modeling import build_model, count_parameters, quiet_progress
     from medchat.tokenization import load_domain_tokens, load_saved_tokenizer
-    from medchat.training import accuracy_probe, fit, is_main_process, training_outputs, weight_tasks
+    from medchat.training import (accuracy_probe, fit, is_main_process, reply_sequences, training_outputs,
+                                  weight_tasks)
 
     quiet_progress()
     try:
@@ -32,7 +33,7 @@ def main() -> int:
         set_seed(params.seed)  # the scratch model's initial weights come from this seed
         model = build_model(params.model, tokenizer, p.dropout, load_domain_tokens(TOKENIZED / "tokenizer"))
         probe = accuracy_probe(tokenizer, data["val"].select_columns(["user", "task", "disease"]).to_list(),
-                               p.accuracy_samples, params.seed)
+                               p.accuracy_samples, params.seed, drafts=reply_sequences(data["train"]))
     except InputError as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 1

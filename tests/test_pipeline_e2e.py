@@ -46,6 +46,19 @@ def test_every_stage_ran_and_dvc_is_clean(project):
     assert {"triage.json", "triage.npz"} <= {p.name for p in (project / "models" / "chatbot").iterdir()}
 
 
+def test_packaged_chatbot_drafts_from_the_training_replies(project):
+    from medchat.inference import ChatModel
+
+    chatbot = project / "models" / "chatbot"
+    train = [json.loads(line) for line in (project / "data" / "split" / "train.jsonl").read_text().splitlines()]
+    assert json.loads((chatbot / "drafts.json").read_text()) == sorted({r["reply"] for r in train})
+    drafted = ChatModel.load(chatbot, max_new_tokens=80, batch_size=4)
+    assert drafted.drafter is not None
+    plain = ChatModel(drafted.model, drafted.tokenizer, max_new_tokens=80, batch_size=4)
+    test = [json.loads(line)["user"] for line in (project / "data" / "split" / "test.jsonl").read_text().splitlines()]
+    assert drafted.generate(test[:12]).replies == plain.generate(test[:12]).replies
+
+
 def test_metrics_and_report(project):
     results = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert set(results) == {"baseline", "train", "finetune", "retriever", "shipped", "test_examples"}

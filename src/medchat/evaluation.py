@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -65,12 +66,12 @@ def evaluate_lm(chat: Any, rows: list[dict], rank: bool) -> tuple[dict, list[dic
 
 def measure_speed(chat: Any, users: list[str], latency_samples: int) -> dict:
     """Batched generation throughput (one batch of `users`) and per-reply latency with one request at a
-    time (what a chat user waits)."""
-    from medchat.inference import ChatModel
-
+    time (what a chat user waits), decoding as `chat` does (drafted or not)."""
     generated = chat.generate(users[:chat.batch_size])
-    speed: dict[str, Any] = {"tokens_per_s": round(generated.new_tokens / generated.seconds, 1)}
-    single = ChatModel(chat.model, chat.tokenizer, chat.max_new_tokens, batch_size=1)
+    speed: dict[str, Any] = {"tokens_per_s": round(generated.new_tokens / generated.seconds, 1),
+                             "replies_per_s": round(len(generated.replies) / generated.seconds, 1)}
+    single = copy.copy(chat)
+    single.batch_size = 1
     times = []
     for user in users[:latency_samples]:
         started = time.perf_counter()
@@ -199,7 +200,7 @@ def retriever_ablation(items: list[dict], kb: Any, lexicon: Any, normaliser: Any
     expanded = build_passages(kb, lexicon)
     labels_only = Retriever(build_passages(kb, lexicon, everyday=False), RetrieverConfig("tfidf"))
     sparse = Retriever(expanded, RetrieverConfig("tfidf"))
-    normalised = [normaliser.normalise(t) for t in texts]
+    normalised = normaliser.normalise_all(texts)
     result = {"tfidf_labels": _topk(actual, labels_only.rank(texts)),
               "tfidf_lexicon": _topk(actual, sparse.rank(texts)),
               "tfidf_lexicon_normaliser": _topk(actual, sparse.rank(normalised))}

@@ -21,6 +21,7 @@ ROWS = [  # (label, path into a model's metrics)
     ("latency p50 ms (one reply)", ("latency_ms", "p50")),
     ("latency p95 ms (one reply)", ("latency_ms", "p95")),
     ("generated tokens/s (batched)", ("tokens_per_s",)),
+    ("replies/s (batched)", ("replies_per_s",)),
     ("test split: emergency messages answered exactly", ("emergency", "exact")),
     ("test split: medicine requests answered exactly", ("refusal", "exact")),
     ("test split: minor complaints answered exactly", ("minor", "exact")),

@@ -78,21 +78,35 @@ class SymptomNormaliser:
 
     def symptoms(self, text: str) -> list[str]:
         """Lexicon symptoms found in `text`, in the order they first appear."""
-        clauses = [c.strip() for c in CLAUSE.split(text) if len(c.strip()) > 2]
-        if not clauses:
-            return []
-        similarity = (self._vectorizer.transform(clauses) @ self._matrix.T).toarray()
-        found: list[str] = []
-        for row in similarity:
-            best = int(row.argmax())
-            if row[best] >= self.threshold and self._owners[best] not in found:
-                found.append(self._owners[best])
+        return self.symptoms_of([text])[0]
+
+    def symptoms_of(self, texts: list[str]) -> list[list[str]]:
+        """symptoms() of each text, with one vectorizer call for all their clauses (per-call cost dominates)."""
+        clauses = [[c.strip() for c in CLAUSE.split(text) if len(c.strip()) > 2] for text in texts]
+        flat = [c for cs in clauses for c in cs]
+        if not flat:
+            return [[] for _ in texts]
+        similarity = (self._vectorizer.transform(flat) @ self._matrix.T).tocsr()
+        similarity.sort_indices()  # so a tie goes to the first phrasing, as a dense argmax would
+        best, score = similarity.argmax(axis=1).A1, similarity.max(axis=1).toarray().ravel()
+        found: list[list[str]] = []
+        row = 0
+        for cs in clauses:
+            mine: list[str] = []
+            for r in range(row, row + len(cs)):
+                if score[r] >= self.threshold and self._owners[best[r]] not in mine:
+                    mine.append(self._owners[best[r]])
+            found.append(mine)
+            row += len(cs)
         return found
 
     def normalise(self, text: str) -> str:
         """The text with the clinical labels of the symptoms it describes appended."""
-        found = self.symptoms(text)
-        return f"{text} (symptoms: {', '.join(self.labels[s] for s in found)})" if found else text
+        return self.normalise_all([text])[0]
+
+    def normalise_all(self, texts: list[str]) -> list[str]:
+        return [f"{text} (symptoms: {', '.join(self.labels[s] for s in found)})" if found else text
+                for text, found in zip(texts, self.symptoms_of(texts))]
 
 
 @dataclass(frozen=True)
@@ -202,7 +216,7 @@ class PromptBuilder:
 
     def queries(self, users: list[str]) -> list[str]:
         """What the retriever searches with: the message, normalised when a normaliser is present."""
-        return [self.normaliser.normalise(u) for u in users] if self.normaliser is not None else list(users)
+        return self.normaliser.normalise_all(users) if self.normaliser is not None else list(users)
 
     def __call__(self, users: list[str]) -> list[str]:
         if self.identity or not users:

@@ -219,10 +219,17 @@ def training_arguments(p: TrainerParams, output_dir: Path, seed: int) -> Trainin
     )
 
 
-def accuracy_probe(tokenizer: Any, examples: list[dict], samples: int, seed: int,
-                   max_new_tokens: int = 64) -> Callable[[Any], float] | None:
+def reply_sequences(dataset: Any) -> list[list[int]]:
+    """The distinct reply token sequences (the loss-bearing labels) of a tokenized dataset."""
+    return [list(s) for s in sorted({tuple(t for t in labels if t != IGNORE_INDEX) for labels in dataset["labels"]})]
+
+
+def accuracy_probe(tokenizer: Any, examples: list[dict], samples: int, seed: int, max_new_tokens: int = 64,
+                   drafts: list[list[int]] | None = None) -> Callable[[Any], float] | None:
     """Generate replies for a fixed, seeded sample of validation diagnose examples; return the share
-    whose parsed disease is right. Short generations suffice: the disease is named in the first sentences."""
+    whose parsed disease is right. Short generations suffice: the disease is named in the first sentences.
+    With `drafts` (reply token sequences, e.g. the training replies) decoding drafts from them: same replies."""
+    from medchat.drafting import ReplyDrafter
     from medchat.inference import ChatModel
     from medchat.scoring import parse_disease
 
@@ -232,7 +239,9 @@ def accuracy_probe(tokenizer: Any, examples: list[dict], samples: int, seed: int
     chosen = random.Random(seed).sample(pool, min(samples, len(pool)))
 
     def probe(model: Any) -> float:
-        replies = ChatModel(model, tokenizer, max_new_tokens=max_new_tokens).generate([e["user"] for e in chosen]).replies
+        chat = ChatModel(model, tokenizer, max_new_tokens=max_new_tokens)
+        chat.drafter = ReplyDrafter(drafts) if drafts else None
+        replies = chat.generate([e["user"] for e in chosen]).replies
         return round(sum(parse_disease(r) == e["disease"] for r, e in zip(replies, chosen)) / len(chosen), 4)
 
     return probe
