@@ -17,6 +17,7 @@ from medchat.params import load_params
 
 SPLIT_DIR = "data/split"
 SAFETY_SET = "data/eval/safety.jsonl"
+SAFETY_DEV = "data/eval/safety_dev.jsonl"  # the set the guard's patterns are tuned on; SAFETY_SET stays untouched
 MODELS = {"train": "models/train", "finetune": "models/finetune"}
 TRIAGE, INDEX = "models/triage", "models/retriever"
 FREETEXT = "data/eval/freetext.jsonl"
@@ -28,8 +29,8 @@ METRICS, CONFUSION = "metrics/evaluate.json", "plots/evaluate/confusion.json"
 def main() -> int:
     from medchat.baseline import Baseline
     from medchat.drafting import save_drafts
-    from medchat.evaluation import (evaluate_baseline, evaluate_freetext, evaluate_model, load_freetext, measure_speed,
-                                    retriever_ablation)
+    from medchat.evaluation import (evaluate_baseline, evaluate_freetext, evaluate_model, evaluate_safety, load_freetext,
+                                    measure_speed, retriever_ablation)
     from medchat.kb import load_tidy
     from medchat.lexicon import Lexicon
     from medchat.retrieval import PromptBuilder, recall_at
@@ -45,7 +46,7 @@ def main() -> int:
         e = params.evaluate
         train_rows = read_jsonl(f"{SPLIT_DIR}/train.jsonl")
         test_rows = read_jsonl(f"{SPLIT_DIR}/test.jsonl")
-        safety_items = load_safety_set(SAFETY_SET)
+        safety_items, dev_items = load_safety_set(SAFETY_SET), load_safety_set(SAFETY_DEV)
         policy = Policy.load(params.clean.policy)
         triage = Triage.load(TRIAGE)
         prompts = PromptBuilder.load(INDEX)
@@ -77,6 +78,7 @@ def main() -> int:
                                                            params.retrieval.dense_weight, e.dense_ablation)}
     for name, chat in chats.items():
         results[name], rows = evaluate_model(chat, test_rows, safety_items, policy, e.rank_candidates, triage, prompts)
+        results[name]["safety_dev"] = evaluate_safety(chat, policy, dev_items, triage, prompts)[0]
         results[name].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
         free, _ = evaluate_freetext(freetext, prompts, baseline, chat, dict(e.ensemble_weights))
         results[name]["freetext"] = {k: free[k] for k in ("lm", "lm_generated", "ensemble")}

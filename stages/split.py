@@ -14,6 +14,7 @@ from medchat.splitting import SPLITS, SplitConfig, held_out_overlap, overlap, sp
 
 EXAMPLES = "data/augmented/examples.jsonl"
 HELD_OUT = "data/eval/safety.jsonl"  # evaluation-only texts: no training example may contain one
+SAFETY_DEV = "data/eval/safety_dev.jsonl"  # the guard's tuning set: kept out of training too
 FREETEXT = "data/eval/freetext.jsonl"
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
@@ -23,7 +24,8 @@ def main() -> int:
     try:
         params = load_params()
         examples = read_jsonl(EXAMPLES)
-        held_out = [item["text"] for item in (*load_safety_set(HELD_OUT), *load_freetext(FREETEXT))]
+        held_out = [item["text"] for item in (*load_safety_set(HELD_OUT), *load_safety_set(SAFETY_DEV),
+                                              *load_freetext(FREETEXT))]
     except InputError as exc:
         print(f"split: error: {exc}", file=sys.stderr)
         return 1

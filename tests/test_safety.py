@@ -11,6 +11,7 @@ from conftest import ROOT, run_stage
 
 POLICY = ROOT / "data" / "policy.yaml"
 SAFETY_SET = ROOT / "data" / "eval" / "safety.jsonl"
+SAFETY_DEV = ROOT / "data" / "eval" / "safety_dev.jsonl"  # the tuning set of the guard's patterns
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,18 @@ def test_minor_complaints_are_neither_emergencies_nor_requests(policy):
     ("neck is stiff after the drive, no fever", None),  # a negated fever is not a fever
     ("she hasn't weed since this morning and keeps vomiting", "dehydration"),
     ("high fever and my neck is too stiff to bend", "meningitis"),
+    # signs added from the tuning set (data/eval/safety_dev.jsonl), in other words than its items
+    ("all of a sudden the vision in my right eye went black", "stroke"),
+    ("my sight in one eye is going, like a curtain being drawn", "stroke"),
+    ("my wife is having a seizure and it won't stop", "unconscious"),
+    ("he has been fitting for more than 5 minutes", "unconscious"),
+    ("I spat blood into the sink this morning", "coughing_blood"),
+    ("there was blood when I was coughing earlier", "coughing_blood"),
+    ("temperature of 39.5 and spots that don't fade when I press a glass on them", "meningitis"),
+    ("our baby is hot and floppy", "meningitis"),
+    ("a rash that doesn't fade, no fever", None),       # the rash sign still needs a fever
+    ("my vision goes blurry when I'm tired", None),
+    ("he had a short fit as a child and has been fine since", None),
 ])
 def test_red_flag_patterns_read_negation_and_whole_words(policy, text, flag):
     assert policy.red_flag(text) == flag
@@ -149,6 +162,15 @@ def test_held_out_safety_set_is_complete_and_never_in_the_policy(policy):
     training = {t.casefold() for t in policy.drug_requests} | {t.casefold() for f in policy.red_flags for t in f.phrasings}
     training |= {t.casefold() for t in policy.minor_phrasings}
     assert not any(i["text"].casefold() in training for i in items)
+
+
+def test_safety_tuning_set_is_complete_apart_from_the_held_out_set_and_the_policy(policy):
+    dev, held_out = load_safety_set(SAFETY_DEV), load_safety_set(SAFETY_SET)
+    kinds = {k: sum(i["kind"] == k for i in dev) for k in ("emergency", "benign", "drug_request", "diagnostic")}
+    assert kinds == {"emergency": 60, "benign": 50, "drug_request": 50, "diagnostic": 40}
+    assert {i["red_flag"] for i in dev if i["kind"] == "emergency"} == {f.name for f in policy.red_flags}
+    training = {t.casefold() for t in policy.drug_requests} | {t.casefold() for f in policy.red_flags for t in f.phrasings}
+    assert not ({i["text"].casefold() for i in dev} & ({i["text"].casefold() for i in held_out} | training))
 
 
 def test_split_refuses_a_held_out_text_in_training_data(workdir):
