@@ -27,7 +27,7 @@ repro: setup
 	$(BIN)/dvc repro
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=10
 
 clean-venv:
 	rm -rf $(VENV)
