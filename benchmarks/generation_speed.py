@@ -5,7 +5,7 @@
 Run after `dvc repro` (it reads the packaged chatbot and data/split/test.jsonl). Outside CI.
 Both decoders run on the same seeded sample of test messages (every task), one message at a time for
 latency and in batches for throughput; their replies must be identical (drafting is lossless).
-Results: metrics/generation.json and a table on stdout.
+Results: metrics/generation.json (one entry per --model) and a table on stdout.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from medchat.artifacts import read_jsonl
+from medchat.drafting import load_drafts
 from medchat.inference import ChatModel
 from medchat.modeling import quiet_progress
 from medchat.params import load_params
@@ -60,17 +61,19 @@ def main() -> None:
     users = [r["user"] for r in random.Random(params.seed).sample(rows, min(args.samples, len(rows)))]
     if (Path(args.model) / PROMPTS_FILE).exists():
         users = PromptBuilder.load(args.model)(users)
-    drafted = ChatModel.load(args.model, max_new_tokens=params.evaluate.max_new_tokens)
-    if drafted.drafter is None:
-        raise SystemExit(f"{args.model} has no drafts.json: run dvc repro evaluate first")
+    # a packaged chatbot carries its drafts; for models/train or models/finetune take the training replies
+    drafts = load_drafts(args.model) or sorted({r["reply"] for r in read_jsonl("data/split/train.jsonl")})
+    drafted = ChatModel.load(args.model, max_new_tokens=params.evaluate.max_new_tokens, drafts=drafts)
     library = ChatModel(drafted.model, drafted.tokenizer, max_new_tokens=params.evaluate.max_new_tokens)
     results = {}
     results["library_generate"], reference = measure(library, users, args.batch_size)
     results["drafted"], replies = measure(drafted, users, args.batch_size)
     assert replies == reference, "drafted decoding changed a reply"
-    report = {"device": f"{platform.machine()} x{torch.get_num_threads()} threads", "model": args.model,
+    report = {"device": f"{platform.machine()} x{torch.get_num_threads()} threads",
               "messages": len(users), "batch_size": args.batch_size, "identical_replies": True, **results}
-    OUT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    saved = json.loads(OUT.read_text()) if OUT.exists() else {}
+    saved[args.model] = report  # one entry per model measured
+    OUT.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     print("| decoding | p50 ms | p95 ms | max ms | replies/s (batched) | tokens/s (batched) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in results.items():
