@@ -217,13 +217,13 @@ def test_queued_grid_runs_two_at_a_time(project, tmp_path):
 
 
 def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tmp_path):
-    """`medchat tune`: 3 TPE trials, each a named DVC experiment; objectives read back; the best applied.
+    """`medchat tune`: 2 TPE trials, each a named DVC experiment; objectives read back; the best applied.
     The space is an evaluate param, so each trial re-runs evaluate only (models come from the cache)."""
     pytest.importorskip("optuna", reason="the tune extra (pip install 'medchat[tune]') is not installed")
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "before tuning"], cwd=project, capture_output=True)
     settings = yaml.safe_load((project / "params.yaml").read_text())
-    settings["tune"] = {"sampler": "tpe", "n_trials": 3, "objective": "metrics/evaluate.json:baseline.partial.accuracy",
+    settings["tune"] = {"sampler": "tpe", "n_trials": 2, "objective": "metrics/evaluate.json:baseline.partial.accuracy",
                         "storage": f"sqlite:///{tmp_path / 'tune.db'}", "study_name": "e2e",
                         "space": {"evaluate.baseline_c": {"low": 0.01, "high": 100.0, "log": True}}}
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -233,7 +233,7 @@ def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tm
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     table = (tmp_path / "trials.md").read_text()
-    assert table.count("| complete |") == 3 and table.count("(best)") == 1
+    assert table.count("| complete |") == 2 and table.count("(best)") == 1
     import optuna
 
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{tmp_path / 'tune.db'}")
