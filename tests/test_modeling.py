@@ -23,6 +23,22 @@ def test_scratch_model_matches_params_and_tokenizer(tokenizer):
     assert model.config.pad_token_id == tokenizer.pad_token_id != model.config.eos_token_id
 
 
+def test_scratch_activation_is_gpt2s_gelu_fused(tokenizer):
+    """The scratch model swaps GPT-2's gelu_new for the fused kernel: same values and gradients (to float
+    rounding), so the model is still a GPT-2, only cheaper to train."""
+    import torch
+    from transformers.activations import ACT2FN
+
+    model = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64), tokenizer, dropout=0.0)
+    assert model.config.activation_function == "gelu_pytorch_tanh"
+    x = torch.linspace(-8, 8, 2001, dtype=torch.float64, requires_grad=True)
+    fused, reference = ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x)
+    torch.testing.assert_close(fused, reference, rtol=0, atol=1e-12)
+    (grad_fused,) = torch.autograd.grad(fused.sum(), x)
+    (grad_reference,) = torch.autograd.grad(reference.sum(), x)
+    torch.testing.assert_close(grad_fused, grad_reference, rtol=0, atol=1e-12)
+    assert not torch.allclose(reference, ACT2FN["gelu"](x), atol=1e-6)  # and it is not the exact erf gelu
+
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory):
     """A 'pretrained' checkpoint saved locally the way a Hub model is: EOS but no pad token."""
