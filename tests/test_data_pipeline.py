@@ -1,6 +1,7 @@
 """The data half end to end: dvc repro split from scratch, determinism, light imports, real data."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -102,3 +103,19 @@ def test_split_refuses_leaking_examples(workdir):
     result = run_stage("split", workdir, check=False)
     assert result.returncode == 1 and "leak across splits" in result.stderr
     assert not (workdir / "data" / "split").exists()
+
+
+def test_every_stage_imports_medchat_from_its_own_checkout(tmp_path):
+    """`dvc exp run --queue` runs each experiment in a copy of the repository, but an editable install
+    points `import medchat` at the main checkout: without PYTHONPATH=src in the stage commands, a queued
+    experiment would run whatever code the workspace holds at that moment, not the code it was queued with."""
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    copy = tmp_path / "copy"
+    (copy / "src" / "medchat").mkdir(parents=True)
+    (copy / "src" / "medchat" / "__init__.py").write_text("raise SystemExit('medchat from the copy')\n")
+    shutil.copytree(ROOT / "stages", copy / "stages")
+    for name, stage in stages.items():
+        result = subprocess.run(stage["cmd"], shell=True, cwd=copy, capture_output=True, text=True, timeout=120)
+        assert "medchat from the copy" in result.stderr, (name, stage["cmd"], result.stderr[-500:])

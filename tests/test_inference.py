@@ -1,4 +1,4 @@
-"""Generation and ranking pinned to straightforward references."""
+"""Generation and scoring pinned to straightforward references."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from medchat.inference import ChatModel, rank_continuations
+from medchat.inference import ChatModel
 from medchat.scoring import parse_disease
 from medchat.tokenization import train_bpe_tokenizer
 
@@ -38,18 +38,6 @@ def test_batched_scoring_equals_one_pair_at_a_time(chat):
     single = [chat.sequence_logprobs([pair])[0] for pair in pairs]  # no padding at all
     for (got, n_got), (want, n_want) in zip(batched, single):
         assert n_got == n_want and got == pytest.approx(want, abs=1e-4)
-
-
-def test_kv_cached_ranking_matches_full_sequence_scoring(chat):
-    diseases = ["Malaria", "Heart attack", "GERD", "Common Cold"]
-    # lengths differ, and there are more users than one ranking pass takes, so batches are left-padded
-    users = ["I have a fever and chills.", "My chest hurts.", "Hi", "I have a fever and chills and my chest hurts a lot."] * 2
-    wide = ChatModel(chat.model, chat.tokenizer, batch_size=24)  # three users per ranking pass
-    ranked = rank_continuations(wide, users, "It sounds most like", diseases)
-    for user, order in zip(users, ranked):
-        # reference: score each whole opening sentence without any cache
-        scores = {d: chat.sequence_logprobs([(user, f"It sounds most like {d}.")], whole_turn=False)[0][0] for d in diseases}
-        assert order == sorted(diseases, key=lambda d: -scores[d])
 
 
 def test_perplexity_is_exp_of_mean_token_nll(chat):

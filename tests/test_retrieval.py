@@ -117,6 +117,12 @@ def test_dense_and_hybrid_retrieval(tmp_path, passages):
     assert vectors.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # paraphrases are closer than unrelated text
+    # batches are sorted by length inside: the rows still come back in input order, equal to one text at a time
+    mixed = ["my knee hurts", "a runny nose and sneezing " * 12, "fever", "sneezing with a streaming nose"]
+    encoder = dense.dense[0]
+    encoder.batch_size = 2
+    alone = np.concatenate([encoder._encode([t]) for t in mixed])
+    np.testing.assert_allclose(encoder._encode(mixed), alone, atol=1e-5)
     dense.save(tmp_path)
     np.testing.assert_allclose(Retriever.load(tmp_path).scores(["itchy rash"]), dense.scores(["itchy rash"]), atol=1e-5)
     hybrid = Retriever(passages, RetrieverConfig("hybrid", dense_weight=0.5), embeddings=dense.dense[1])

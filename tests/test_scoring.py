@@ -2,7 +2,7 @@ import pytest
 
 from medchat.baseline import Baseline
 from medchat.report import metrics_table
-from medchat.scoring import classification, parse_diseases, percentile, text_overlap
+from medchat.scoring import classification, lcs_length, parse_diseases, percentile, rouge_l, text_overlap
 
 
 def test_parse_diseases_in_order_without_substring_matches():
@@ -23,6 +23,40 @@ def test_text_overlap_perfect_and_poor():
     assert text_overlap(refs, refs) == {"bleu": 100.0, "rougeL": 1.0}
     poor = text_overlap(refs, ["Completely unrelated words here."])
     assert poor["bleu"] < 10 and poor["rougeL"] < 0.2
+
+
+def test_rouge_l_equals_rouge_score_on_kb_replies():
+    """Our bit-parallel ROUGE-L is pinned to the reference package on realistic replies, their edits
+    (drops, swaps, repeats: the cases that break a wrong LCS) and edge cases, long ones included."""
+    import random
+
+    from rouge_score import rouge_scorer
+
+    from conftest import ROOT
+    from medchat.kb import read_kb
+    from medchat.medication import MedicationLexicon
+
+    kb, _ = read_kb(ROOT / "data" / "raw", MedicationLexicon.from_policy(ROOT / "data" / "policy.yaml"))
+    texts = [f"It sounds most like {d}. {kb.descriptions[d]} Precautions: {', '.join(kb.safe_precautions(d))}."
+             for d in kb.diseases]
+    rng = random.Random(0)
+    pairs = [("", "anything"), ("words", ""), ("!!!", "???"), ("a a a b", "a b a b a"), ("Dose: 5mg", "dose 5 MG")]
+    for text in texts:
+        words = text.split()
+        edited = [w for w in words if rng.random() > 0.2]
+        rng.shuffle(edited[: len(edited) // 3])
+        pairs += [(text, " ".join(edited)), (text, " ".join(words * 3)), (text, rng.choice(texts))]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    for reference, hypothesis in pairs:
+        assert rouge_l(reference, hypothesis) == pytest.approx(scorer.score(reference, hypothesis)["rougeL"].fmeasure,
+                                                               abs=1e-12), (reference, hypothesis)
+    assert max(len(t.split()) for t in texts) > 64  # beyond one machine word of bits
+
+
+def test_lcs_length_small_cases():
+    assert lcs_length(list("ABCBDAB"), list("BDCABA")) == 4
+    assert lcs_length([], ["a"]) == lcs_length(["a"], []) == 0
+    assert lcs_length(["x"] * 200, ["x"] * 150) == 150
 
 
 def test_percentile_is_nearest_rank():

@@ -20,7 +20,8 @@ def _slice(row: dict) -> str:
 
 def evaluate_lm(chat: Any, rows: list[dict], rank: bool) -> tuple[dict, list[dict]]:
     """Quality metrics for one model and its per-example predictions (speed: `measure_speed`)."""
-    from medchat.inference import Generation, rank_continuations
+    from medchat.inference import Generation
+    from medchat.ranking import rank_continuations
 
     # Generate task by task: a batched generate runs until its longest reply ends, so mixing short diagnose
     # replies with long descriptions in one batch would make every diagnose reply pay for the longest.
@@ -167,7 +168,7 @@ def evaluate_freetext(items: list[dict], builder: Any, baseline: Any, chat: Any 
     """Top-1 / top-3 disease accuracy on the free-text set for the retriever alone (raw and normalised
     queries), the baseline (raw and normalised), the LM (its generated reply, and its ranking of all
     diseases) and their reciprocal-rank fusion; returns the metrics and each system's rankings."""
-    from medchat.inference import rank_continuations
+    from medchat.ranking import rank_continuations
 
     texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
     queries = builder.queries(texts)

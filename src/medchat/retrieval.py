@@ -276,16 +276,22 @@ class DenseEncoder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        out = []
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=256)["input_ids"]
+        # batches of similar lengths: free-text queries run from a few words to a paragraph, and padding
+        # every batch to its longest text doubled the encoder's work
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        out = np.zeros((len(texts), 384), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
-                                       max_length=256, return_tensors="pt")
+                chosen = order[start:start + self.batch_size]
+                batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chosen]}, return_tensors="pt")
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+                out[chosen] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
 
 
 def recall_at(ranked: list[list[str]], answers: list[str], ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, float | int]:
