@@ -29,7 +29,6 @@ import torch
 from datasets import load_from_disk
 from transformers import DataCollatorForSeq2Seq, GPT2Config, GPT2LMHeadModel
 
-from medchat.modeling import SCRATCH_ACTIVATION
 from medchat.packing import LossPositionsOnly, PackingCollator
 from medchat.params import load_params
 from medchat.tokenization import IGNORE_INDEX, load_saved_tokenizer
@@ -140,7 +139,7 @@ def main() -> None:
             torch.manual_seed(params.seed)
             config = GPT2Config(vocab_size=len(tokenizer), n_positions=SEED_LENGTH, use_cache=False,
                                 resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                                activation_function=SCRATCH_ACTIVATION, **shape)
+                                activation_function=params.model.activation, **shape)
             model = GPT2LMHeadModel(config).to(args.device)
             # the seed recipe's steps hold 4 examples, the others 16: time comparable amounts of data
             steps = args.steps * (BATCH // SEED_BATCH) if name == "seed" else args.steps

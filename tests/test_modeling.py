@@ -24,8 +24,8 @@ def test_scratch_model_matches_params_and_tokenizer(tokenizer):
 
 
 def test_scratch_activation_is_gpt2s_gelu_fused(tokenizer):
-    """The scratch model swaps GPT-2's gelu_new for the fused kernel: same values and gradients (to float
-    rounding), so the model is still a GPT-2, only cheaper to train."""
+    """The scratch model's default swaps GPT-2's gelu_new for the fused kernel: same values and gradients
+    (to float rounding), so the model is still a GPT-2, only cheaper to train."""
     import torch
     from transformers.activations import ACT2FN
 
@@ -38,6 +38,9 @@ def test_scratch_activation_is_gpt2s_gelu_fused(tokenizer):
     (grad_reference,) = torch.autograd.grad(reference.sum(), x)
     torch.testing.assert_close(grad_fused, grad_reference, rtol=0, atol=1e-12)
     assert not torch.allclose(reference, ACT2FN["gelu"](x), atol=1e-6)  # and it is not the exact erf gelu
+    classic = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64, activation="gelu_new"),
+                          tokenizer, dropout=0.0)
+    assert classic.config.activation_function == "gelu_new"
 
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory):

@@ -10,9 +10,6 @@ from medchat.params import ModelParams
 from medchat.tokenization import SCRATCH, cannot_load, hub_options
 
 DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout", "hidden_dropout")
-# GPT-2's own activation (gelu_new) is the tanh approximation written as five elementwise ops; this is the same
-# function as one fused kernel, forward and backward: about a tenth of a CPU training step on the scratch model
-SCRATCH_ACTIVATION = "gelu_pytorch_tanh"
 
 
 def build_model(params: ModelParams, tokenizer: Any, dropout: float, domain_tokens: dict[int, list[int]] | None = None) -> Any:
@@ -22,7 +19,7 @@ def build_model(params: ModelParams, tokenizer: Any, dropout: float, domain_toke
 
     if params.name == SCRATCH:
         config = GPT2Config(vocab_size=len(tokenizer), n_positions=params.n_positions, n_embd=params.n_embd,
-                            n_layer=params.n_layer, n_head=params.n_head, activation_function=SCRATCH_ACTIVATION,
+                            n_layer=params.n_layer, n_head=params.n_head, activation_function=params.activation,
                             resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=tokenizer.eos_token_id,
                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         return GPT2LMHeadModel(config)
