@@ -59,6 +59,31 @@ def test_frozen_then_unfrozen_layer_changes(tmp_path):
     assert (tmp_path / "plots" / "plots" / "metrics" / "loss.tsv").exists()
 
 
+def test_plots_are_indexed_by_optimizer_step(tmp_path):
+    """The dvclive curves use the Trainer's global step, so evaluations sit where they happened, whatever
+    logging_steps is (the library's callback counted log calls instead)."""
+    import csv
+
+    tokenizer = train_bpe_tokenizer([u + " " + r for u, r in CORPUS], vocab_size=300)
+    rows = [encode(tokenizer, u, r, 64)[0] for u, r in CORPUS]
+    data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]})
+    params = TrainerParams(num_train_epochs=4, per_device_train_batch_size=4, learning_rate=1e-2, warmup_steps=0,
+                           eval_steps=3, save_steps=3, logging_steps=2, early_stopping_patience=0,
+                           load_best_model_at_end=False, accuracy_samples=0)
+    summary = fit(tiny_model(len(tokenizer)), tokenizer, data, data, params, tmp_path / "out", tmp_path / "plots", 0)
+    metrics = tmp_path / "plots" / "plots" / "metrics"
+
+    def steps(name):
+        with open(metrics / name) as f:
+            return [int(row["step"]) for row in csv.DictReader(f, delimiter="\t")]
+
+    total = summary["steps"]
+    assert total >= 6
+    # every logging_steps-th step (and the first, which the Trainer also logs)
+    assert [s for s in steps("loss.tsv") if s != 1] == list(range(2, total + 1, 2))
+    assert steps("eval/loss.tsv")[: total // 3] == list(range(3, total + 1, 3))
+
+
 def test_task_weights_resample_each_task():
     from medchat.training import weight_tasks
 

@@ -285,6 +285,17 @@ def training_outputs(out_dir: str, plots_dir: str) -> Iterator[tuple[Path, Path]
         shutil.rmtree(staging, ignore_errors=True)
 
 
+class StepAlignedDVCLive(DVCLiveCallback):
+    """transformers' DVCLiveCallback, with the optimizer step as the plots' x-axis. The library's callback
+    advances dvclive's own counter once per log call, so with logging_steps 10 the evaluation at step
+    450 was plotted at 46, and runs with different logging_steps could not be compared on one axis."""
+
+    def on_log(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.live is not None:
+            self.live.step = state.global_step
+        super().on_log(args, state, control, **kwargs)
+
+
 def make_live(plots_dir: Path) -> Any:
     from dvclive import Live
 
@@ -330,7 +341,7 @@ def fit(model: Any, tokenizer: Any, train_set: Any, val_set: Any, p: TrainerPara
         resume_from = resumable_checkpoint(checkpoints, run_fingerprint(model, train_set, val_set, p, seed, pack_capacity))
         if resume_from is not None:
             print(f"training: resuming from {resume_from} (an earlier run of the same training was interrupted)")
-    every = [*([DVCLiveCallback(live=make_live(plots_dir))] if main else []), MarkCompleteCheckpoints(), *callbacks]
+    every = [*([StepAlignedDVCLive(live=make_live(plots_dir))] if main else []), MarkCompleteCheckpoints(), *callbacks]
     if p.early_stopping_patience:
         every.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
     trainer = ChatTrainer(model=model, args=training_arguments(p, checkpoints, seed),
