@@ -26,6 +26,26 @@ def kaggle_dir(variant: str) -> Path:
     return path
 
 
+TINY_CORPUS = ["I have a fever and chills.", "It sounds most like Malaria.", "It sounds most like Heart attack.",
+               "My chest hurts.", "It sounds most like GERD.", "It sounds most like Common Cold."] * 10
+
+
+@pytest.fixture(scope="module")
+def chat():
+    """An untrained 2-layer GPT-2 with a BPE tokenizer of TINY_CORPUS, as a ChatModel (module-scoped)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from medchat.inference import ChatModel
+    from medchat.tokenization import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer(TINY_CORPUS, vocab_size=300)
+    torch.manual_seed(1)
+    config = GPT2Config(vocab_size=len(tokenizer), n_layer=2, n_embd=32, n_head=2, n_positions=128,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return ChatModel(GPT2LMHeadModel(config).eval(), tokenizer, max_new_tokens=12, batch_size=4)
+
+
 @pytest.fixture(params=sorted(KAGGLE_VARIANTS))
 def kaggle(request) -> Path:
     """Each published Kaggle variant in turn (skipped when ../shared is absent)."""

@@ -3,25 +3,9 @@
 import math
 
 import pytest
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from medchat.inference import ChatModel
 from medchat.scoring import parse_disease
-from medchat.tokenization import train_bpe_tokenizer
-
-CORPUS = ["I have a fever and chills.", "It sounds most like Malaria.", "It sounds most like Heart attack.",
-          "My chest hurts.", "It sounds most like GERD.", "It sounds most like Common Cold."] * 10
-
-
-@pytest.fixture(scope="module")
-def chat():
-    tokenizer = train_bpe_tokenizer(CORPUS, vocab_size=300)
-    torch.manual_seed(1)
-    config = GPT2Config(vocab_size=len(tokenizer), n_layer=2, n_embd=32, n_head=2, n_positions=128,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = GPT2LMHeadModel(config).eval()
-    return ChatModel(model, tokenizer, max_new_tokens=12, batch_size=4)
 
 
 def test_batched_left_padded_generation_equals_one_at_a_time(chat):

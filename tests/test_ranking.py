@@ -1,25 +1,12 @@
-"""Tree-attention ranking of candidate continuations, pinned to scoring each whole sentence on its own."""
+"""Tree-attention ranking of candidate continuations, pinned to scoring each whole sentence on its own
+(`chat`: the tiny untrained model of conftest)."""
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
-from medchat.inference import ChatModel
 from medchat.ranking import candidate_tree, continuation_scores, rank_continuations, tree_attention_mask
-from medchat.tokenization import train_bpe_tokenizer
 
-CORPUS = ["I have a fever and chills.", "It sounds most like Malaria.", "It sounds most like Heart attack.",
-          "My chest hurts.", "It sounds most like GERD.", "It sounds most like Common Cold."] * 10
 DISEASES = ["Malaria", "Heart attack", "GERD", "Common Cold", "Chicken pox"]
-
-
-@pytest.fixture(scope="module")
-def chat():
-    tokenizer = train_bpe_tokenizer(CORPUS, vocab_size=300)
-    torch.manual_seed(1)
-    config = GPT2Config(vocab_size=len(tokenizer), n_layer=2, n_embd=32, n_head=2, n_positions=128,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return ChatModel(GPT2LMHeadModel(config).eval(), tokenizer, max_new_tokens=12, batch_size=4)
 
 
 def test_tree_mask_lets_each_candidate_see_the_context_and_itself():
