@@ -23,24 +23,25 @@ def test_scratch_model_matches_params_and_tokenizer(tokenizer):
     assert model.config.pad_token_id == tokenizer.pad_token_id != model.config.eos_token_id
 
 
-def test_scratch_activation_is_gpt2s_gelu_fused(tokenizer):
-    """The scratch model's default swaps GPT-2's gelu_new for the fused kernel: same values and gradients
-    (to float rounding), so the model is still a GPT-2, only cheaper to train."""
+def test_scratch_activation_and_its_fused_twin(tokenizer):
+    """The scratch model is GPT-2's gelu_new by default; model.activation gelu_pytorch_tanh is the same
+    function as one fused kernel (same values and gradients to float rounding), not the exact erf gelu."""
     import torch
     from transformers.activations import ACT2FN
 
     model = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64), tokenizer, dropout=0.0)
-    assert model.config.activation_function == "gelu_pytorch_tanh"
+    assert model.config.activation_function == "gelu_new"
+    fused = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64, activation="gelu_pytorch_tanh"),
+                        tokenizer, dropout=0.0)
+    assert fused.config.activation_function == "gelu_pytorch_tanh"
     x = torch.linspace(-8, 8, 2001, dtype=torch.float64, requires_grad=True)
-    fused, reference = ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x)
-    torch.testing.assert_close(fused, reference, rtol=0, atol=1e-12)
-    (grad_fused,) = torch.autograd.grad(fused.sum(), x)
+    twin, reference = ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x)
+    torch.testing.assert_close(twin, reference, rtol=0, atol=1e-12)
+    (grad_twin,) = torch.autograd.grad(twin.sum(), x)
     (grad_reference,) = torch.autograd.grad(reference.sum(), x)
-    torch.testing.assert_close(grad_fused, grad_reference, rtol=0, atol=1e-12)
-    assert not torch.allclose(reference, ACT2FN["gelu"](x), atol=1e-6)  # and it is not the exact erf gelu
-    classic = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64, activation="gelu_new"),
-                          tokenizer, dropout=0.0)
-    assert classic.config.activation_function == "gelu_new"
+    torch.testing.assert_close(grad_twin, grad_reference, rtol=0, atol=1e-12)
+    assert not torch.allclose(reference, ACT2FN["gelu"](x), atol=1e-6)
+
 
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory):
