@@ -67,8 +67,8 @@ def test_plots_are_indexed_by_optimizer_step(tmp_path):
     tokenizer = train_bpe_tokenizer([u + " " + r for u, r in CORPUS], vocab_size=300)
     rows = [encode(tokenizer, u, r, 64)[0] for u, r in CORPUS]
     data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]})
-    params = TrainerParams(num_train_epochs=4, per_device_train_batch_size=4, learning_rate=1e-2, warmup_steps=0,
-                           eval_steps=3, save_steps=3, logging_steps=2, early_stopping_patience=0,
+    params = TrainerParams(num_train_epochs=2, per_device_train_batch_size=4, learning_rate=1e-2, warmup_steps=0,
+                           eval_steps=3, save_steps=1000, logging_steps=2, early_stopping_patience=0,
                            load_best_model_at_end=False, accuracy_samples=0)
     summary = fit(tiny_model(len(tokenizer)), tokenizer, data, data, params, tmp_path / "out", tmp_path / "plots", 0)
     metrics = tmp_path / "plots" / "plots" / "metrics"
