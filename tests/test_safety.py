@@ -167,8 +167,11 @@ def test_held_out_safety_set_is_complete_and_never_in_the_policy(policy):
 def test_safety_tuning_set_is_complete_apart_from_the_held_out_set_and_the_policy(policy):
     dev, held_out = load_safety_set(SAFETY_DEV), load_safety_set(SAFETY_SET)
     kinds = {k: sum(i["kind"] == k for i in dev) for k in ("emergency", "benign", "drug_request", "diagnostic")}
-    assert kinds == {"emergency": 60, "benign": 50, "drug_request": 50, "diagnostic": 40}
+    # 50 benign messages, plus 150 near-misses: a red flag's words in a harmless situation, 25 per flag
+    assert kinds == {"emergency": 60, "benign": 200, "drug_request": 50, "diagnostic": 40}
     assert {i["red_flag"] for i in dev if i["kind"] == "emergency"} == {f.name for f in policy.red_flags}
+    near = [i["borrows"] for i in dev if i["id"].startswith("dev-near-miss-")]
+    assert len(near) == 150 and {flag: near.count(flag) for flag in set(near)} == {f.name: 25 for f in policy.red_flags}
     training = {t.casefold() for t in policy.drug_requests} | {t.casefold() for f in policy.red_flags for t in f.phrasings}
     assert not ({i["text"].casefold() for i in dev} & ({i["text"].casefold() for i in held_out} | training))
 
