@@ -5,7 +5,7 @@ candidate, and a 4D attention mask lets each candidate's tokens see the prompt a
 earlier tokens only (tree attention, as speculative decoding uses to verify several drafts at once).
 Position ids restart after the prompt for each candidate, so every candidate is scored exactly as if it
 were the only text after the prompt. Prompts are left-padded, so the prompt ends and the candidates sit
-in the same columns in every row, and the LM head runs only on the columns that predict a candidate token.
+in the same columns in every row, and the LM head runs only on the columns from the prompt's last token on.
 
 It replaces repeating a prompt's KV cache for every candidate, which spent a quarter of its time copying
 the cache (`batch_repeat_interleave`, then the cache update's concatenation). Imports torch."""
@@ -67,13 +67,10 @@ def continuation_scores(chat: Any, users: list[str], prefix: str, candidates: li
     tree_ids, owner, offset = candidate_tree(endings)
     tree = len(tree_ids)
     prefix_ids = tok(prefix, add_special_tokens=False)["input_ids"]
-    # the column predicting tree token i: the context's last column for a candidate's first token, else
-    # the token before it; the LM head runs on the columns that predict something (a candidate's last
-    # token predicts nothing we score)
-    predictor = [-1 if offset[i] == 0 else i - 1 for i in range(tree)]
-    kept = [-1] + [i for i in range(tree) if i + 1 < tree and offset[i + 1] > 0]
-    kept_index = {column: k for k, column in enumerate(kept)}
-    gather_rows = torch.tensor([kept_index[p] for p in predictor])
+    # The LM head runs on the last tree + 1 columns: the context's last one, then the tree. Tree token i
+    # is predicted by the context's last column (kept column 0) when it starts its candidate, else by the
+    # token before it (kept column i).
+    gather_rows = torch.tensor([0 if offset[i] == 0 else i for i in range(tree)])
     targets = torch.tensor(tree_ids)
     owner_t = torch.tensor(owner)
     keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -93,10 +90,9 @@ def continuation_scores(chat: Any, users: list[str], prefix: str, candidates: li
                 positions[row, width - n:width] = torch.arange(n)
                 positions[row, width:] = n + torch.tensor(offset)
             mask = tree_attention_mask(lengths, width, owner, offset).to(ids.device)
-            columns = torch.tensor([width + c for c in kept], device=ids.device)
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                        **({"logits_to_keep": columns} if keep_arg else {}))
-            logits = out.logits if keep_arg else out.logits[:, columns]
+                        **({"logits_to_keep": tree + 1} if keep_arg else {}))
+            logits = out.logits[:, -(tree + 1):]
             logprobs = torch.log_softmax(logits.float(), -1)  # [rows, kept, vocab]
             token_scores = logprobs[:, gather_rows.to(ids.device), targets.to(ids.device)]  # [rows, tree]
             totals = torch.zeros(rows, len(candidates), device=ids.device).index_add_(1, owner_t.to(ids.device),
