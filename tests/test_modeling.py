@@ -24,16 +24,16 @@ def test_scratch_model_matches_params_and_tokenizer(tokenizer):
 
 
 def test_scratch_activation_and_its_fused_twin(tokenizer):
-    """The scratch model is GPT-2's gelu_new by default; model.activation gelu_pytorch_tanh is the same
-    function as one fused kernel (same values and gradients to float rounding), not the exact erf gelu."""
+    """The scratch model's default activation is gelu_pytorch_tanh: GPT-2's gelu_new as one fused kernel
+    (same values and gradients to float rounding), not the exact erf gelu; gelu_new stays selectable."""
     import torch
     from transformers.activations import ACT2FN
 
-    model = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64), tokenizer, dropout=0.0)
-    assert model.config.activation_function == "gelu_new"
-    fused = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64, activation="gelu_pytorch_tanh"),
-                        tokenizer, dropout=0.0)
+    fused = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64), tokenizer, dropout=0.0)
     assert fused.config.activation_function == "gelu_pytorch_tanh"
+    model = build_model(ModelParams(n_layer=1, n_embd=32, n_head=2, n_positions=64, activation="gelu_new"),
+                        tokenizer, dropout=0.0)
+    assert model.config.activation_function == "gelu_new"
     x = torch.linspace(-8, 8, 2001, dtype=torch.float64, requires_grad=True)
     twin, reference = ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x)
     torch.testing.assert_close(twin, reference, rtol=0, atol=1e-12)

@@ -1,6 +1,9 @@
 """Passages, the lexicon normaliser, sparse and dense retrieval, the prompt builder, and the free-text metrics."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -89,6 +92,23 @@ def test_save_and_load_give_the_same_scores(tmp_path, sparse, lexicon):
     (tmp_path / "passages.jsonl").unlink()
     with pytest.raises(InputError, match="index not found"):
         Retriever.load(tmp_path)
+    with pytest.raises(InputError, match="index incomplete") as caught:  # at load, though the retriever loads lazily
+        PromptBuilder.load(tmp_path)
+    assert "passages.jsonl" in str(caught.value)
+
+
+def test_plain_prompts_load_without_fitting_a_retriever(tmp_path, sparse, lexicon):
+    """The default prompts are the messages themselves: loading them must not pay for sklearn's import
+    and two TF-IDF fits (tokenize and `medchat ask` start faster); asking for the retriever still works."""
+    sparse.save(tmp_path)
+    PromptBuilder(PromptConfig(), sparse, SymptomNormaliser(lexicon, 0.5)).save(tmp_path, ROOT / "data" / "lexicon.yaml")
+    probe = (f"import sys; from medchat.retrieval import PromptBuilder; b = PromptBuilder.load({str(tmp_path)!r}); "
+             "assert b(['a rash']) == ['a rash']; print('sklearn' in sys.modules); "
+             "print(b.retriever.rank(['itchy skin rash'])[0][0], 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")}).stdout.split("\n")
+    assert out[0] == "False"
+    assert out[1] == f"{sparse.rank(['itchy skin rash'])[0][0]} True"
 
 
 def test_prompt_builder_modes(sparse, lexicon):

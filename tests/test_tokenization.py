@@ -2,7 +2,8 @@
 
 import pytest
 
-from medchat.tokenization import EOS, IGNORE_INDEX, PAD, encode, encode_rows, prompt_ids, train_bpe_tokenizer
+from medchat.tokenization import (EOS, IGNORE_INDEX, PAD, encode, encode_pairs, encode_rows, prompt_ids, reply_ids,
+                                  train_bpe_tokenizer)
 
 CORPUS = ["I have a headache and a fever. What could it be?", "It sounds most like Malaria. Rest and see a doctor.",
           "My skin itches. What is wrong?", "It sounds most like Fungal infection. Keep skin dry."] * 20
@@ -38,6 +39,19 @@ def test_truncation_is_counted_and_prompt_only_rows_dropped(tokenizer):
     assert stats["truncated"] == 1 and stats["dropped_prompt_too_long"] == 1 and stats["examples"] == 2
     assert all(len(ids) <= 24 for ids in columns["input_ids"])
     assert columns["id"] == ["a", "c"]
+
+
+@pytest.mark.parametrize("templated", [False, True])
+def test_batched_pairs_match_one_call_per_text(tokenizer, templated):
+    """encode_rows tokenizes in batches; the ids must be what prompt_ids / reply_ids give text by text,
+    for odd inputs too (leading and doubled spaces, accents, characters the BPE never saw)."""
+    if templated:
+        tokenizer = train_bpe_tokenizer(CORPUS, vocab_size=300)
+        tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+    pairs = [(" My skin  itches.", "Keep skin dry."), ("fièvre, 39°C — why?", "It sounds most like Malaria.\nRest."),
+             ("", "x"), ("I have a headache and a fever. What could it be?", " ")]
+    assert encode_pairs(tokenizer, pairs) == [(prompt_ids(tokenizer, u), reply_ids(tokenizer, u, r)) for u, r in pairs]
+    assert encode_pairs(tokenizer, []) == []
 
 
 def test_chat_template_is_used_when_present(tokenizer):

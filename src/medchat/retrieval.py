@@ -207,8 +207,26 @@ class PromptBuilder:
     """User message -> the user turn the model sees. The one place prompts are built: tokenize (training
     data), evaluate and the CLI all load it from the same index folder."""
 
-    def __init__(self, config: PromptConfig, retriever: Retriever | None = None, normaliser: SymptomNormaliser | None = None):
-        self.config, self.retriever, self.normaliser = config, retriever, normaliser
+    def __init__(self, config: PromptConfig, retriever: Retriever | None = None, normaliser: SymptomNormaliser | None = None,
+                 folder: Path | None = None):
+        self.config, self._retriever, self._normaliser, self._folder = config, retriever, normaliser, folder
+
+    # Loaded from the index folder on first use: both fit a TF-IDF model (sklearn's import alone takes
+    # seconds), which the default prompts (neither normalised nor grounded) never need, so tokenize and
+    # `medchat ask` start without them.
+    @property
+    def retriever(self) -> Retriever | None:
+        if self._retriever is None and self._folder is not None:
+            self._retriever = Retriever.load(self._folder)
+        return self._retriever
+
+    @property
+    def normaliser(self) -> SymptomNormaliser | None:
+        if self._normaliser is None and self._folder is not None:
+            from medchat.lexicon import Lexicon
+
+            self._normaliser = SymptomNormaliser(Lexicon.load(self._folder / LEXICON_FILE), self.config.threshold)
+        return self._normaliser
 
     @property
     def identity(self) -> bool:
@@ -235,15 +253,18 @@ class PromptBuilder:
 
     @classmethod
     def load(cls, folder: str | Path) -> PromptBuilder:
-        from medchat.lexicon import Lexicon
-
         folder = Path(folder)
         try:
             config = PromptConfig(**json.loads((folder / PROMPTS_FILE).read_text()))
         except FileNotFoundError as exc:
             raise InputError("prompt settings not found", file=str(exc.filename),
                              fix="run the index stage (dvc repro index)") from None
-        return cls(config, Retriever.load(folder), SymptomNormaliser(Lexicon.load(folder / LEXICON_FILE), config.threshold))
+        # the retriever and normaliser load lazily, but a missing file is reported now, not mid-run
+        for name in (CONFIG_FILE, PASSAGES_FILE, LEXICON_FILE):
+            if not (folder / name).is_file():
+                raise InputError("retrieval index incomplete", file=str(folder / name),
+                                 fix="run the index stage (dvc repro index)")
+        return cls(config, folder=folder)
 
 
 class DenseEncoder:

@@ -134,8 +134,23 @@ def reply_ids(tokenizer: Any, user: str, reply: str) -> list[int]:
 
 def encode(tokenizer: Any, user: str, reply: str, max_length: int) -> tuple[dict[str, list[int]], bool]:
     """input_ids and labels (the user turn masked), truncated to max_length; and whether it was truncated."""
-    prompt = prompt_ids(tokenizer, user)
-    answer = reply_ids(tokenizer, user, reply)
+    return with_labels(prompt_ids(tokenizer, user), reply_ids(tokenizer, user, reply), max_length)
+
+
+def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """(prompt_ids, reply_ids) of each (user, reply) pair, the same ids as one call per text would give.
+    Without a chat template the texts go through the tokenizer in two batched calls (ten times faster
+    than one call per text on our 5,000 examples)."""
+    if tokenizer.chat_template or not pairs:
+        return [(prompt_ids(tokenizer, user), reply_ids(tokenizer, user, reply)) for user, reply in pairs]
+    users = tokenizer([user for user, _ in pairs], add_special_tokens=False)["input_ids"]
+    replies = tokenizer([reply for _, reply in pairs], add_special_tokens=False)["input_ids"]
+    eos = [tokenizer.eos_token_id]
+    return [(user + eos, reply + eos) for user, reply in zip(users, replies)]
+
+
+def with_labels(prompt: list[int], answer: list[int], max_length: int) -> tuple[dict[str, list[int]], bool]:
+    """encode's result from the prompt's and the reply's ids."""
     ids = (prompt + answer)[:max_length]
     labels = ([IGNORE_INDEX] * len(prompt) + answer)[:max_length]
     return {"input_ids": ids, "labels": labels}, len(prompt) + len(answer) > max_length
@@ -157,13 +172,13 @@ def encode_rows(tokenizer: Any, rows: list[dict], max_length: int) -> tuple[dict
     """Columns for a datasets.Dataset (token ids plus the fields train/evaluate filter on) and length stats."""
     columns: dict[str, list] = {k: [] for k in ("input_ids", "labels", "id", "task", "disease", "partial", "user")}
     lengths, truncated, dropped = [], 0, 0
-    for row in rows:
-        encoded, cut = encode(tokenizer, row["user"], row["reply"], max_length)
+    for row, (prompt, answer) in zip(rows, encode_pairs(tokenizer, [(row["user"], row["reply"]) for row in rows])):
+        encoded, cut = with_labels(prompt, answer, max_length)
         if all(label == IGNORE_INDEX for label in encoded["labels"]):
             dropped += 1  # the prompt alone fills max_length: nothing left to learn from
             continue
         truncated += cut
-        lengths.append(len(prompt_ids(tokenizer, row["user"])) + len(reply_ids(tokenizer, row["user"], row["reply"])))
+        lengths.append(len(prompt) + len(answer))
         for key in ("input_ids", "labels"):
             columns[key].append(encoded[key])
         for key in ("id", "task", "disease", "user"):  # user: the prompt as built (the accuracy probe reuses it)
