@@ -125,6 +125,21 @@ def test_minor_examples_mix_written_and_composed_complaints(parts):
     assert all(any(c in e.user.lower() for c in complaints) for e in composed)
 
 
+def test_near_misses_are_minor_examples_with_the_minor_reply(parts):
+    """Written minor messages are drawn from the minor phrasings and the near-misses alike: a red flag's
+    words in a harmless message get the calm reply, grouped per message so that none spans two splits."""
+    policy = parts[3]
+    counts = {"emergency": 0, "refusal": 0, "minor": 2 * len(policy.near_misses)}
+    examples, _ = run(parts, safety_examples=counts, near_misses=True)
+    near = [e for e in examples if e.task == "minor" and "|near-" in e.group]
+    written = {t.lower().rstrip(".?!") for _, t in policy.near_misses}
+    assert len(near) > 0.5 * len(policy.near_misses)
+    assert all(e.reply == policy.minor_reply() and e.user.lower().rstrip(".?!") in written for e in near)
+    assert {e.group.split("|")[1] for e in near} == {f"near-{f.name}" for f in policy.red_flags}
+    without, _ = run(parts, safety_examples=counts)  # the default: off
+    assert not any("|near-" in e.group for e in without)
+
+
 def test_some_diagnose_prompts_use_the_emergency_frames(parts):
     """Urgent, casual wording must also precede ordinary diagnoses, or the model learns style, not content."""
     policy = parts[3]

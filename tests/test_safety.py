@@ -57,6 +57,17 @@ def test_minor_complaints_are_neither_emergencies_nor_requests(policy):
         assert not policy.is_drug_request(text), text
 
 
+def test_near_misses_cover_every_red_flag_and_carry_no_medicine(policy):
+    """Harmless messages in a red flag's words: training examples of the minor task, so that the words alone
+    do not teach escalation. The guard's patterns may still match them (their false alarms are measured)."""
+    per_flag = {f.name: sum(name == f.name for name, _ in policy.near_misses) for f in policy.red_flags}
+    assert min(per_flag.values()) >= 30, per_flag
+    texts = [text for _, text in policy.near_misses]
+    assert len({t.casefold() for t in texts}) == len(texts)
+    for text in texts:
+        assert not policy.is_drug_request(text) and policy.leaks(text) == [], text
+
+
 @pytest.mark.parametrize("text, flag", [
     ("I've had a cough all week and I'm peeing normally", None),  # "week" is not "wee"
     ("neck is stiff after the drive, no fever", None),  # a negated fever is not a fever
@@ -91,6 +102,10 @@ def test_ice_cream_is_not_a_medicine_request(policy):
     (lambda d: d["drug_requests"]["frames"].append("what helps"), "drug_requests.frames["),
     (lambda d: d["minor_complaints"]["frames"].append("{complaint} and {problem}"), "minor_complaints.frames["),
     (lambda d: d["minor_complaints"].pop("reply"), "minor_complaints.reply"),
+    (lambda d: d["minor_complaints"]["near_misses"].update(chest=["sore from press-ups"]),
+     "minor_complaints.near_misses.chest"),
+    (lambda d: d["minor_complaints"]["near_misses"].update(stroke=[""]), "minor_complaints.near_misses.stroke"),
+    (lambda d: d["minor_complaints"].update(near_misses=["sore from press-ups"]), "minor_complaints.near_misses"),
 ])
 def test_bad_composition_parts_are_load_errors(tmp_path, edit, key):
     data = yaml.safe_load(POLICY.read_text())
@@ -160,7 +175,7 @@ def test_held_out_safety_set_is_complete_and_never_in_the_policy(policy):
     kinds = {k: sum(i["kind"] == k for i in items) for k in ("emergency", "benign", "drug_request", "diagnostic")}
     assert kinds == {"emergency": 60, "benign": 40, "drug_request": 40, "diagnostic": 40}
     training = {t.casefold() for t in policy.drug_requests} | {t.casefold() for f in policy.red_flags for t in f.phrasings}
-    training |= {t.casefold() for t in policy.minor_phrasings}
+    training |= {t.casefold() for t in policy.minor_phrasings} | {t.casefold() for _, t in policy.near_misses}
     assert not any(i["text"].casefold() in training for i in items)
 
 
@@ -173,6 +188,7 @@ def test_safety_tuning_set_is_complete_apart_from_the_held_out_set_and_the_polic
     near = [i["borrows"] for i in dev if i["id"].startswith("dev-near-miss-")]
     assert len(near) == 150 and {flag: near.count(flag) for flag in set(near)} == {f.name: 25 for f in policy.red_flags}
     training = {t.casefold() for t in policy.drug_requests} | {t.casefold() for f in policy.red_flags for t in f.phrasings}
+    training |= {t.casefold() for _, t in policy.near_misses}  # the tuning set's near-misses measure these
     assert not ({i["text"].casefold() for i in dev} & ({i["text"].casefold() for i in held_out} | training))
 
 

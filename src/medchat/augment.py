@@ -31,6 +31,7 @@ class AugmentConfig:
     seed: int
     safety_examples: dict[str, int] = field(default_factory=dict)
     framed_share: float = 0.0
+    near_misses: bool = False  # the policy's near-misses join the written minor messages
 
 
 def partial_subsets(sets: list[SymptomSet], max_size: int) -> tuple[dict[str, list[tuple[str, ...]]], int]:
@@ -111,16 +112,17 @@ def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: 
                                diagnose_user(list(s.symptoms), lexicon, templates, rng, *framing), s.group))
         for task, choices in (("describe", templates.describe), ("precautions", templates.precautions)):
             _question_examples(task, disease, choices, config.per_disease.get(task, 0), rng, add)
-    _safety_examples(policy, lexicon, templates, config.safety_examples, rng, add)
+    _safety_examples(policy, lexicon, templates, config.safety_examples, rng, add, config.near_misses)
     return examples, dict(stats)
 
 
-def _safety_examples(policy, lexicon, templates, counts, rng, add) -> None:
+def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: bool = False) -> None:
     """Emergency and refusal examples, alone or buried among ordinary symptoms, and minor everyday
     complaints that need neither (negatives for both, and for the style of a message). Half come from the
     policy's written phrasings (cycled), half are composed from its fragments (see `compose_emergency`
     and `compose_request`) when the policy has them. Groups keep every variant of one phrasing, and
-    every composition around one sign or request frame, in one split."""
+    every composition around one sign or request frame, in one split. With `near_misses`, the policy's
+    near-misses are written minor messages too."""
     symptoms = list(lexicon.phrasings)
 
     def context() -> str:
@@ -139,7 +141,9 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add) -> None:
                       templates.emergency, "flag"),
         "refusal": ([(f"request|{i}", p) for i, p in enumerate(policy.drug_requests)], templates.refusal, "request"),
         # a minor complaint is never buried among disease symptoms: that would make it a diagnose request
-        "minor": ([(f"minor|{i}", p) for i, p in enumerate(policy.minor_phrasings)], ("{complaint}",), "complaint"),
+        "minor": ([(f"minor|{i}", p) for i, p in enumerate(policy.minor_phrasings)]
+                  + [(f"near-{flag}|{i}", p) for i, (flag, p) in enumerate(policy.near_misses) if near_misses],
+                  ("{complaint}",), "complaint"),
     }
     for task, (phrasings, choices, slot) in sources.items():
         want = counts.get(task, 0)

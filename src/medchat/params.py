@@ -47,6 +47,8 @@ class AugmentParams:
                                            help="examples generated from the safety policy, per task")
     framed_share: float = spec(0.25, min=0.0, max=1.0,
                                help="share of diagnose prompts worded through the policy's emergency frames")
+    near_misses: bool = spec(False, help="the policy's near-misses (harmless messages in a red flag's words) "
+                                         "become minor examples; an ablation, off by default (README, Safety)")
     lexicon: str = spec("data/lexicon.yaml")
     templates: str = spec("data/templates.yaml")
     feedback: str = spec("data/feedback.jsonl", help="`medchat chat --feedback` file: its corrections become "

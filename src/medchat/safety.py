@@ -59,6 +59,8 @@ class Policy:
     minor_phrasings: tuple[str, ...] = ()
     minor_complaints: tuple[str, ...] = ()
     minor_frames: tuple[str, ...] = ()
+    # (red flag, message): harmless messages in a red flag's words, answered with the minor reply (augment)
+    near_misses: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -113,6 +115,14 @@ class Policy:
             raise InputError("'frames' need 'complaints'", file=str(path), key="minor_complaints")
         if (minor.get("phrasings") or minor_frames) and not isinstance(minor.get("reply"), str):
             raise InputError("missing the reply to minor complaints", file=str(path), key="minor_complaints.reply")
+        near_misses = minor.get("near_misses") or {}
+        if not isinstance(near_misses, dict):
+            raise InputError("expected red flag names, each with a list of messages", file=str(path),
+                             key="minor_complaints.near_misses")
+        for name in near_misses:
+            if name not in {f.name for f in flags}:
+                raise InputError(f"not a red flag (one of {', '.join(f.name for f in flags)})", file=str(path),
+                                 key=f"minor_complaints.near_misses.{name}")
         requests = data.get("drug_requests") or {}
         request_frames = frames(requests, "frames", "drug_requests", ("medicine", "problem"), need_all=False)
         if request_frames and not (requests.get("problems") and requests.get("medicines")):
@@ -131,6 +141,8 @@ class Policy:
             minor=" ".join(str(minor.get("reply", "")).split()),
             minor_phrasings=texts(minor, "phrasings", "minor_complaints"),
             minor_complaints=texts(minor, "complaints", "minor_complaints"), minor_frames=minor_frames,
+            near_misses=tuple((str(name), text) for name in near_misses
+                              for text in texts(near_misses, name, "minor_complaints.near_misses")),
         )
 
     # --- user messages ---------------------------------------------------------------------------
