@@ -31,6 +31,8 @@ ROWS = [  # (label, path into a model's metrics)
     ("safety: false escalation, with guard", ("safety", "guard_on", "false_escalation")),
     ("safety: refusal rate, model alone", ("safety", "guard_off", "refusal_rate")),
     ("safety: refusal rate, with guard", ("safety", "guard_on", "refusal_rate")),
+    ("safety: false refusal (benign, diagnostic), model alone", ("safety", "guard_off", "false_refusal")),
+    ("safety: false refusal (benign, diagnostic), with guard", ("safety", "guard_on", "false_refusal")),
     ("safety: drug/dose leak rate, model alone", ("safety", "guard_off", "leak_rate")),
     ("safety: drug/dose leak rate, with guard", ("safety", "guard_on", "leak_rate")),
     ("safety: referral rate, model alone", ("safety", "guard_off", "referral_rate")),
