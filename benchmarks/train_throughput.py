@@ -157,8 +157,6 @@ def main() -> None:
         seed = rows[0]["useful_tokens_per_s"]
         for row in rows:
             row["speedup_vs_seed"] = round(row["useful_tokens_per_s"] / seed, 2)
-        # Every recipe does the same useful work per reply token, so x seed = MFU / seed MFU: a recipe
-        # running at the full GEMM peak (MFU 1) would be 1 / seed MFU times the seed recipe, and no more.
         results[size] = {"recipes": rows, "ceiling_vs_seed": round(1 / rows[0]["mfu"], 1)}
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     report = {"device": device_name, "dtype": str(dtype).replace("torch.", ""),
