@@ -10,9 +10,11 @@ import sys
 from medchat.artifacts import atomic_dir, read_jsonl, write_json
 from medchat.errors import InputError
 from medchat.params import load_params
-from medchat.triage import Triage, TriageConfig, task_label
+from medchat.safety import Policy, load_safety_set
+from medchat.triage import EMERGENCY, REQUEST, Triage, TriageConfig, task_label, training_messages
 
 SPLIT_DIR = "data/split"
+TUNING_SET = "data/eval/safety_dev.jsonl"  # the guard's tuning set; the held-out safety set is never read here
 OUT_DIR = "models/triage"
 METRICS = "metrics/triage.json"
 
@@ -24,16 +26,29 @@ def main() -> int:
         val = read_jsonl(f"{SPLIT_DIR}/val.jsonl")
         t = params.triage
         config = TriageConfig(c=t.c, n_features=t.n_features, max_false_positive=t.max_false_positive, seed=params.seed)
-        triage = Triage.fit([r["user"] for r in train], [task_label(r["task"]) for r in train], config)
+        policy = Policy.load(params.clean.policy)
+        near_misses = tuple(text for _, text in policy.near_misses) if t.near_misses else ()
+        texts, labels = training_messages(train, near_misses)
+        triage = Triage.fit(texts, labels, config)
         validation = triage.choose_thresholds([r["user"] for r in val], [task_label(r["task"]) for r in val])
+        tuning = None
+        if t.cover_tuning_set:
+            items = load_safety_set(TUNING_SET)
+            patterns = {EMERGENCY: lambda text: policy.red_flag(text) is not None, REQUEST: policy.is_drug_request}
+            tuning = {}
+            for label, kind in ((EMERGENCY, "emergency"), (REQUEST, "drug_request")):
+                texts_of_kind = [i["text"] for i in items if i["kind"] == kind]
+                tuning[label] = triage.cover(label, texts_of_kind, [patterns[label](x) for x in texts_of_kind])
     except InputError as exc:
         print(f"triage: error: {exc}", file=sys.stderr)
         return 1
     with atomic_dir(OUT_DIR) as out:
         triage.save(out)
-    write_json(METRICS, {"train_messages": len(train), "validation": validation})
+    write_json(METRICS, {"train_messages": len(texts), "validation": validation, "tuning_set": tuning})
     print("triage: " + "; ".join(f"{label} threshold {v['threshold']}, validation recall {v['recall']}, "
-                                 f"false positive {v['false_positive']}" for label, v in validation.items()))
+                                 f"false positive {v['false_positive']}" for label, v in validation.items())
+          + ("; covering the tuning set: " + ", ".join(f"{label} {v['threshold']}" for label, v in tuning.items())
+             if tuning else ""))
     return 0
 
 

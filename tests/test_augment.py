@@ -109,7 +109,10 @@ def test_safety_examples_mix_written_and_composed_messages(parts):
     refusal = [e for e in examples if e.task == "refusal"]
     assert 0.4 * len(refusal) <= sum("|frame" in e.group for e in refusal) <= 0.6 * len(refusal)
     policy = parts[3]
-    assert all(policy.red_flag(e.user) for e in composed)  # the composed message still reads as its emergency
+    wider = [w.lower() for f in policy.red_flags for w in (*f.wider_signs, *f.wider_companions)]
+    # a composed message reads as its emergency to the patterns, unless it uses the wordings beyond them
+    assert all(policy.red_flag(e.user) or any(w in e.user.lower() for w in wider) for e in composed)
+    assert sum(any(w in e.user.lower() for w in wider) for e in composed) >= len(composed) // 3
     assert groups
 
 

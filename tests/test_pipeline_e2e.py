@@ -90,8 +90,13 @@ def test_metrics_and_report(project):
     assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report
     assert "| retriever, raw text |" in report and "## What each part adds" in report
     assert "| + the lexicon normaliser on the query |" in report and "Best top-1 on free text:" in report
-    triage = json.loads((project / "metrics" / "triage.json").read_text())["validation"]
-    assert all(triage[label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))
+    triage = json.loads((project / "metrics" / "triage.json").read_text())
+    assert all(triage["validation"][label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))
+    # thresholds lowered, never raised, until every tuning-set emergency and request is flagged
+    for label, cover in triage["tuning_set"].items():
+        assert cover["threshold"] <= triage["validation"][label]["threshold"] and cover["n"] > 0
+    dev = results["train"]["safety_dev"]["detectors"]["either"]
+    assert dev["emergency_recall"] == 1 and dev["request_recall"] == 1
     confusion = json.loads((project / "plots" / "evaluate" / "confusion.json").read_text())
     assert confusion and {"actual", "predicted"} == set(confusion[0])
     finetune = json.loads((project / "metrics" / "finetune.json").read_text())

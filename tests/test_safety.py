@@ -39,6 +39,15 @@ def test_every_composed_emergency_is_detected_as_its_own_red_flag(policy):
                 assert flag.matches(text), (flag.name, text)
 
 
+def test_wordings_beyond_the_patterns_widen_every_flag_without_medicine(policy):
+    for flag in policy.red_flags:
+        assert flag.wider_phrasings and flag.wider_signs and flag.wider_companions, flag.name
+        for text in (*flag.wider_phrasings, *flag.wider_signs, *flag.wider_companions):
+            assert not policy.leaks(text) and not policy.is_drug_request(text), text
+        assert not set(flag.wider_signs) & set(flag.signs) and not set(flag.wider_phrasings) & set(flag.phrasings)
+        assert flag.training_signs == flag.signs + flag.wider_signs
+
+
 def test_every_composed_request_is_detected(policy):
     assert policy.request_frames and policy.request_medicines and policy.request_problems
     for i, frame in enumerate(policy.request_frames):
@@ -99,6 +108,8 @@ def test_ice_cream_is_not_a_medicine_request(policy):
     (lambda d: d["red_flag_frames"].append("{sign} while {weather}"), "red_flag_frames[" ),
     (lambda d: d["red_flag_frames"].append("{sign} only"), "red_flag_frames["),
     (lambda d: d["red_flags"]["cardiac"].pop("companions"), "red_flags.cardiac"),
+    (lambda d: d["red_flags"]["stroke"]["beyond_patterns"].pop("signs"), "red_flags.stroke"),
+    (lambda d: d["red_flags"]["stroke"]["beyond_patterns"].update(match=["x"]), "red_flags.stroke.beyond_patterns"),
     (lambda d: d["drug_requests"]["frames"].append("what helps"), "drug_requests.frames["),
     (lambda d: d["minor_complaints"]["frames"].append("{complaint} and {problem}"), "minor_complaints.frames["),
     (lambda d: d["minor_complaints"].pop("reply"), "minor_complaints.reply"),

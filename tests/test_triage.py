@@ -9,7 +9,8 @@ import pytest
 
 from medchat.errors import InputError
 from medchat.safety import Policy, guard, guard_all
-from medchat.triage import ARRAYS_FILE, CONFIG_FILE, EMERGENCY, LABELS, OTHER, REQUEST, Triage, TriageConfig, task_label
+from medchat.triage import (ARRAYS_FILE, CONFIG_FILE, EMERGENCY, LABELS, OTHER, REQUEST, Triage, TriageConfig, task_label,
+                            training_messages)
 from conftest import ROOT
 
 POLICY = ROOT / "data" / "policy.yaml"
@@ -42,6 +43,52 @@ def triage(messages):
 def test_task_labels():
     assert [task_label(t) for t in ("emergency", "refusal", "diagnose", "minor", "describe")] == \
         [EMERGENCY, REQUEST, OTHER, OTHER, OTHER]
+
+
+def test_near_misses_join_the_training_messages_as_other(policy):
+    near = tuple(text for _, text in policy.near_misses)
+    rows = [{"user": "crushing chest pain and sweating", "task": "emergency"},
+            {"user": near[0], "task": "minor"}]  # augment.near_misses already put this one in the split
+    texts, labels = training_messages(rows, near)
+    assert texts[:2] == [r["user"] for r in rows] and labels[:2] == [EMERGENCY, OTHER]
+    assert texts.count(near[0]) == 1 and len(texts) == 1 + len(set(near))
+    assert set(labels[2:]) == {OTHER}
+    assert training_messages(rows) == ([r["user"] for r in rows], [EMERGENCY, OTHER])
+
+
+def test_near_misses_lower_the_emergency_score_of_unseen_near_misses(policy, messages):
+    """Half the policy's near-misses in training: the other half look less like emergencies."""
+    train, _ = messages
+    near = [text for _, text in policy.near_misses]
+    taught, unseen = near[::2], near[1::2]
+    rows = [{"user": t, "task": {EMERGENCY: "emergency", REQUEST: "refusal"}.get(y, "minor")} for t, y in train]
+    plain = Triage.fit(*training_messages(rows), CONFIG)
+    contrasted = Triage.fit(*training_messages(rows, tuple(taught)), CONFIG)
+    before, after = plain.probabilities(unseen)[:, 1], contrasted.probabilities(unseen)[:, 1]
+    assert after.mean() < 0.7 * before.mean()
+    assert contrasted.probabilities([f.phrasings[0] for f in policy.red_flags])[:, 1].min() > 0.4  # still emergencies
+
+
+def test_cover_lowers_a_threshold_until_every_message_the_patterns_miss_is_flagged(messages):
+    train, _ = messages
+    triage = Triage.fit([t for t, _ in train], [y for _, y in train], CONFIG)
+    triage.thresholds[EMERGENCY] = 0.9
+    hard = ["my gran is slumped in her chair and only groans when I pinch her",
+            "he keeps bringing up stuff like coffee grounds and nearly fainted on the stairs",
+            "my neck has gone rigid, I've got a high temperature and the light hurts"]
+    assert not all(EMERGENCY in f for f in triage.flags(hard))
+    report = triage.cover(EMERGENCY, hard, [False, False, True])  # the patterns catch the third
+    assert all(EMERGENCY in f for f in triage.flags(hard[:2]))
+    assert report["left_to_classifier"] == 2 and report["validation_threshold"] == 0.9
+    assert report["threshold"] == round(min(triage.probabilities(hard[:2])[:, 1]), 4)
+    lowered = triage.thresholds[EMERGENCY]
+    assert triage.cover(EMERGENCY, hard, [True, True, True])["threshold"] == round(lowered, 4)  # nothing left
+    triage.thresholds[EMERGENCY] = 0.0
+    assert triage.cover(EMERGENCY, hard, [False] * 3)["threshold"] == 0.0  # never raised
+    asks = ["is there anything stronger I could get for my back", "what do chemists sell for a cold sore"]
+    triage.thresholds[REQUEST] = 0.99
+    triage.cover(REQUEST, asks, [False, False])
+    assert all(REQUEST in f for f in triage.flags(asks)) and triage.thresholds[EMERGENCY] == 0.0
 
 
 def test_probabilities_match_scikit_learn_pipeline(messages, triage):

@@ -129,7 +129,7 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: 
         chosen = rng.sample(symptoms, rng.randint(1, 3))
         return join_list([rng.choice(lexicon.phrasings[s]) for s in chosen])
 
-    composable = [f for f in policy.red_flags if f.signs]
+    composable = [f for f in policy.red_flags if f.training_signs]
     composers = {
         "emergency": (lambda: compose_emergency(policy, rng.choice(composable), rng))
         if composable and policy.emergency_frames else None,
@@ -137,7 +137,7 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: 
         "minor": (lambda: compose_minor(policy, rng)) if policy.minor_frames else None,
     }
     sources = {
-        "emergency": ([(f"{f.name}|{i}", p) for f in policy.red_flags for i, p in enumerate(f.phrasings)],
+        "emergency": ([(f"{f.name}|{i}", p) for f in policy.red_flags for i, p in enumerate(f.training_phrasings)],
                       templates.emergency, "flag"),
         "refusal": ([(f"request|{i}", p) for i, p in enumerate(policy.drug_requests)], templates.refusal, "request"),
         # a minor complaint is never buried among disease symptoms: that would make it a diagnose request
@@ -171,9 +171,10 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: 
 def compose_emergency(policy, flag, rng) -> tuple[str, str]:
     """(group, message): one of the flag's signs with one of its companions, through a policy frame.
     The group is the sign, so a sign seen in validation or test was never trained on."""
-    i = rng.randrange(len(flag.signs))
+    signs = flag.training_signs
+    i = rng.randrange(len(signs))
     frame = rng.choice(policy.emergency_frames)
-    return f"{flag.name}|sign{i}", frame.format(sign=flag.signs[i], companion=rng.choice(flag.companions))
+    return f"{flag.name}|sign{i}", frame.format(sign=signs[i], companion=rng.choice(flag.training_companions))
 
 
 def compose_request(policy, rng) -> tuple[str, str]:

@@ -182,6 +182,10 @@ class TriageParams:
     n_features: int = spec(65536, min=1024, max=2**22, help="hashed features per analyzer (char 3-5, word 1-2 grams)")
     max_false_positive: float = spec(0.01, min=0.0, max=0.5,
                                      help="share of other validation messages a label's threshold may flag")
+    near_misses: bool = spec(True, help="the policy's near-misses join the training messages labelled other "
+                                         "(the classifier only; augment.near_misses gives them to the model)")
+    cover_tuning_set: bool = spec(True, help="lower each label's threshold until the patterns or the classifier flag "
+                                              "every emergency and request of the tuning set (data/eval/safety_dev.jsonl)")
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,27 @@ class RedFlag:
     # messages (one sign + one companion), so a small model learns the signals rather than whole sentences.
     signs: tuple[str, ...] = ()
     companions: tuple[str, ...] = ()
+    # Wordings beyond the patterns (policy key `beyond_patterns`): more ways of saying a sign than a regular
+    # expression can spell out without also firing on harmless messages. The model and the triage classifier
+    # learn them; `groups` need not match them, so the guard's patterns stay narrow.
+    wider_phrasings: tuple[str, ...] = ()
+    wider_signs: tuple[str, ...] = ()
+    wider_companions: tuple[str, ...] = ()
 
     def matches(self, text: str) -> bool:
         return all(g.search(text) for g in self.groups)
+
+    @property
+    def training_phrasings(self) -> tuple[str, ...]:
+        return self.phrasings + self.wider_phrasings
+
+    @property
+    def training_signs(self) -> tuple[str, ...]:
+        return self.signs + self.wider_signs
+
+    @property
+    def training_companions(self) -> tuple[str, ...]:
+        return self.companions + self.wider_companions
 
 
 @dataclass(frozen=True)
@@ -106,9 +124,16 @@ class Policy:
                 raise InputError("needs 'match' (list of pattern groups) and 'phrasings'", file=str(path), key=key)
             groups = tuple(regex(g, f"{key}.match[{i}]") for i, g in enumerate(entry["match"]))
             signs, companions = texts(entry, "signs", key), texts(entry, "companions", key)
-            if bool(signs) != bool(companions):
+            wider = entry.get("beyond_patterns") or {}
+            if not isinstance(wider, dict) or set(wider) - {"phrasings", "signs", "companions"}:
+                raise InputError("expected a mapping with phrasings, signs and/or companions", file=str(path),
+                                 key=f"{key}.beyond_patterns")
+            wider_signs, wider_companions = (texts(wider, "signs", f"{key}.beyond_patterns"),
+                                             texts(wider, "companions", f"{key}.beyond_patterns"))
+            if bool(signs) != bool(companions) or bool(wider_signs) != bool(wider_companions):
                 raise InputError("'signs' and 'companions' go together", file=str(path), key=key)
-            flags.append(RedFlag(str(name), groups, texts(entry, "phrasings", key), signs, companions))
+            flags.append(RedFlag(str(name), groups, texts(entry, "phrasings", key), signs, companions,
+                                 texts(wider, "phrasings", f"{key}.beyond_patterns"), wider_signs, wider_companions))
         minor = data.get("minor_complaints") or {}
         minor_frames = frames(minor, "frames", "minor_complaints", ("complaint",), need_all=True)
         if minor_frames and not minor.get("complaints"):

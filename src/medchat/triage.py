@@ -32,6 +32,15 @@ def task_label(task: str) -> str:
     return TASK_LABELS.get(task, OTHER)
 
 
+def training_messages(rows: list[dict], near_misses: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """The classifier's training set: the split's user messages labelled by task, plus `near_misses`
+    (harmless messages in a red flag's words) as other, so that those words alone weigh less."""
+    texts, labels = [r["user"] for r in rows], [task_label(r["task"]) for r in rows]
+    seen = set(texts)
+    extra = [t for t in dict.fromkeys(near_misses) if t not in seen]  # augment.near_misses may have added them
+    return texts + extra, labels + [OTHER] * len(extra)
+
+
 @dataclass(frozen=True)
 class TriageConfig:
     c: float = 10.0  # inverse regularisation strength of the logistic regression
@@ -116,6 +125,18 @@ class Triage:
                              "false_positive": round(float(flagged[~positive].mean()), 4),
                              "n": int(positive.sum())}
         return report
+
+    def cover(self, label: str, messages: list[str], caught: list[bool]) -> dict:
+        """Lower `label`'s threshold, if need be, until every one of `messages` (all of that label) that the
+        policy's patterns miss (`caught` False) is flagged: the tuning set's emergencies and requests, written
+        apart from the training data, show wordings the validation split cannot. Never raises a threshold."""
+        missed = [text for text, hit in zip(messages, caught) if not hit]
+        before = self.thresholds[label]
+        if missed:
+            lowest = float(self.probabilities(missed)[:, LABELS.index(label)].min())
+            self.thresholds[label] = min(before, lowest)
+        return {"threshold": round(self.thresholds[label], 4), "validation_threshold": round(before, 4),
+                "n": len(messages), "left_to_classifier": len(missed)}
 
     # --- use ------------------------------------------------------------------------------------
 
