@@ -91,6 +91,7 @@ def test_near_misses_cover_every_red_flag_and_carry_no_medicine(policy):
     ("there was blood when I was coughing earlier", "coughing_blood"),
     ("temperature of 39.5 and spots that don't fade when I press a glass on them", "meningitis"),
     ("our baby is hot and floppy", "meningitis"),
+    ("tight pain across my chest going into both arms", "cardiac"),   # plurals: "arm" alone missed this
     ("a rash that doesn't fade, no fever", None),       # the rash sign still needs a fever
     ("my vision goes blurry when I'm tired", None),
     ("he had a short fit as a child and has been fine since", None),
