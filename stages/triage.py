@@ -1,6 +1,8 @@
 """triage: a classifier of user messages (emergency / medicine request / other) for the safety guard.
 
-Trained on the train split's user messages, thresholds set on the validation split (medchat.triage).
+Trained on the train split's user messages (plus the policy's near-misses as other, with triage.near_misses),
+thresholds set on the validation split and, with triage.cover_tuning_set, lowered until every emergency
+and request of the tuning set that the policy's patterns miss is flagged (medchat.triage).
 """
 
 from __future__ import annotations

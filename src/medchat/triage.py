@@ -2,11 +2,13 @@
 
 The policy's regular expressions only catch the wordings they were written for (about three in four
 held-out emergencies). This classifier learns from augment's examples instead: the emergency and
-refusal messages against everything else (diagnose, describe, precautions and minor complaints).
-Character n-grams make it robust to typos and word order; word pairs add meaning ("can't breathe").
+refusal messages against everything else (diagnose, describe, precautions and minor complaints), and
+optionally the policy's near-misses as everything else. Character n-grams make it robust to typos and
+word order; word pairs add meaning ("can't breathe").
 
 Thresholds are chosen on the validation split, never on the held-out safety set: for each label, the
-lowest probability that keeps the share of other messages it flags at most `max_false_positive`.
+lowest probability that keeps the share of other messages it flags at most `max_false_positive`. `cover`
+may then lower them until the tuning set's emergencies and requests are all flagged.
 
 The fitted model is saved as numbers (JSON + .npy), not as a pickle: loading a model folder must never
 run code. Features come from a stateless hashing vectorizer, so nothing but its settings is stored.
