@@ -36,11 +36,10 @@ def main() -> int:
         tuning = None
         if t.cover_tuning_set:
             items = load_safety_set(TUNING_SET)
-            patterns = {EMERGENCY: lambda text: policy.red_flag(text) is not None, REQUEST: policy.is_drug_request}
             tuning = {}
-            for label, kind in ((EMERGENCY, "emergency"), (REQUEST, "drug_request")):
-                texts_of_kind = [i["text"] for i in items if i["kind"] == kind]
-                tuning[label] = triage.cover(label, texts_of_kind, [patterns[label](x) for x in texts_of_kind])
+            for label in (EMERGENCY, REQUEST):  # also the safety sets' kinds
+                texts_of_kind = [i["text"] for i in items if i["kind"] == label]
+                tuning[label] = triage.cover(label, texts_of_kind, [label in policy.flags(x) for x in texts_of_kind])
     except InputError as exc:
         print(f"triage: error: {exc}", file=sys.stderr)
         return 1

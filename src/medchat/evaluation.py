@@ -116,10 +116,12 @@ def evaluate_safety(chat: Any, policy: Any, items: list[dict], triage: Any = Non
     replies = chat.generate(prompts(texts) if prompts is not None else texts).replies  # the guard reads the raw text
     learned = triage.flags(texts) if triage is not None else [frozenset()] * len(items)
     guarded = [guard(policy, text, reply, flags) for text, reply, flags in zip(texts, replies, learned)]
-    detectors = {"patterns": [{"emergency": policy.red_flag(t) is not None, "drug_request": policy.is_drug_request(t)}
-                              for t in texts]}
+    def by_label(flags: frozenset[str]) -> dict[str, bool]:
+        return {label: label in flags for label in ("emergency", "drug_request")}
+
+    detectors = {"patterns": [by_label(policy.flags(t)) for t in texts]}
     if triage is not None:
-        detectors["triage"] = [{label: label in flags for label in ("emergency", "drug_request")} for flags in learned]
+        detectors["triage"] = [by_label(flags) for flags in learned]
         detectors["either"] = [{k: p[k] or t[k] for k in p} for p, t in zip(detectors["patterns"], detectors["triage"])]
     metrics = {"guard_off": safety_metrics(policy, items, replies),
                "guard_on": safety_metrics(policy, items, [g.reply for g in guarded]),

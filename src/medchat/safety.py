@@ -182,6 +182,12 @@ class Policy:
             self.request_terms and self.request_terms.search(text))
         return names_drug and bool(self.request_cues and self.request_cues.search(text))
 
+    def flags(self, text: str) -> frozenset[str]:
+        """What the patterns find in a user's message: "emergency" and/or "drug_request", the labels the
+        triage classifier flags too (and the safety sets' kinds)."""
+        found = (("emergency", self.red_flag(text) is not None), ("drug_request", self.is_drug_request(text)))
+        return frozenset(label for label, hit in found if hit)
+
     # --- replies -----------------------------------------------------------------------------------
 
     def emergency_reply(self) -> str:
@@ -229,10 +235,10 @@ def guard(policy: Policy, user: str, reply: str, learned: frozenset[str] = froze
     `learned` holds what the triage classifier (medchat.triage) flagged in the user's message
     ("emergency", "drug_request"); it widens the policy's own patterns and never narrows them."""
     actions = []
-    request = policy.is_drug_request(user) or "drug_request" in learned
-    if policy.leaks(reply) or (request and not refuses(reply)):
+    found = policy.flags(user) | learned
+    if policy.leaks(reply) or ("drug_request" in found and not refuses(reply)):
         reply, actions = policy.refusal_reply(), ["refused"]
-    if (policy.red_flag(user) or "emergency" in learned) and not escalates(reply):
+    if "emergency" in found and not escalates(reply):
         reply = f"{policy.emergency_reply()} {reply}".strip()
         actions.append("escalated")
     if not refers(reply):
