@@ -25,7 +25,7 @@ def main() -> int:
         a = params.augment
         kb = load_tidy(CLEAN_DIR)
         config = AugmentConfig(dict(a.per_disease), a.partial_share, a.max_partial_size, params.seed,
-                               dict(a.safety_examples), a.framed_share, a.near_misses)
+                               dict(a.safety_examples), a.framed_share, a.near_misses, a.wider_requests)
         policy = Policy.load(params.clean.policy)
         examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates), policy, config)
         corrected, skipped = corrections(a.feedback, policy)

@@ -1,7 +1,8 @@
 """triage: a classifier of user messages (emergency / medicine request / other) for the safety guard.
 
-Trained on the train split's user messages (plus the policy's near-misses as other, with triage.near_misses),
-thresholds set on the validation split and, with triage.cover_tuning_set, lowered until every emergency
+Trained on the train split's user messages (plus the policy's near-misses as other, with triage.near_misses,
+and its requests beyond the patterns as drug_request, with triage.wider_requests),
+thresholds set on the validation split, raised to triage.min_threshold and, with triage.cover_tuning_set, lowered until every emergency
 and request of the tuning set that the policy's patterns miss is flagged (medchat.triage).
 """
 
@@ -30,9 +31,11 @@ def main() -> int:
         config = TriageConfig(c=t.c, n_features=t.n_features, max_false_positive=t.max_false_positive, seed=params.seed)
         policy = Policy.load(params.clean.policy)
         near_misses = tuple(text for _, text in policy.near_misses) if t.near_misses else ()
-        texts, labels = training_messages(train, near_misses)
+        requests = policy.wider_request_messages() if t.wider_requests else ()
+        texts, labels = training_messages(train, near_misses, requests)
         triage = Triage.fit(texts, labels, config)
         validation = triage.choose_thresholds([r["user"] for r in val], [task_label(r["task"]) for r in val])
+        triage.raise_to(dict(t.min_threshold))
         tuning = None
         if t.cover_tuning_set:
             items = load_safety_set(TUNING_SET)
@@ -45,7 +48,8 @@ def main() -> int:
         return 1
     with atomic_dir(OUT_DIR) as out:
         triage.save(out)
-    write_json(METRICS, {"train_messages": len(texts), "validation": validation, "tuning_set": tuning})
+    write_json(METRICS, {"train_messages": len(texts), "validation": validation, "tuning_set": tuning,
+                         "thresholds": {label: round(value, 4) for label, value in triage.thresholds.items()}})
     print("triage: " + "; ".join(f"{label} threshold {v['threshold']}, validation recall {v['recall']}, "
                                  f"false positive {v['false_positive']}" for label, v in validation.items())
           + ("; covering the tuning set: " + ", ".join(f"{label} {v['threshold']}" for label, v in tuning.items())

@@ -116,6 +116,23 @@ def test_safety_examples_mix_written_and_composed_messages(parts):
     assert groups
 
 
+def test_requests_beyond_the_patterns_join_the_refusal_examples_only_when_asked(parts):
+    policy = parts[3]
+    asks = [w.lower().rstrip(".?!") for w in policy.wider_requests]
+    own_frames = len(policy.request_frames)
+
+    def wider(examples) -> tuple[int, int]:
+        refusal = [e for e in examples if e.task == "refusal"]
+        written = sum(any(w in e.user.lower() for w in asks) for e in refusal if "|frame" not in e.group)
+        composed = sum(int(e.group.split("|frame")[1]) >= own_frames for e in refusal if "|frame" in e.group)
+        return written, composed
+
+    counts = {"emergency": 0, "refusal": 200, "minor": 0}
+    assert wider(run(parts, safety_examples=counts)[0]) == (0, 0)
+    written, composed = wider(run(parts, safety_examples=counts, wider_requests=True)[0])
+    assert written > 20 and composed > 20  # 78 of 118 phrasings and 29 of 59 frames are the wider ones
+
+
 def test_minor_examples_mix_written_and_composed_complaints(parts):
     policy = parts[3]
     examples, _ = run(parts, safety_examples={"emergency": 0, "refusal": 0, "minor": 80})

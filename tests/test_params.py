@@ -25,6 +25,8 @@ def test_repository_params_load():
     ({"train": {"tasks": ["diagnose"], "task_weights": {"describe": 2}}}, "train.task_weights.describe", "weigh one of diagnose"),
     ({"train": {"task_weights": {"diagnose": -1}}}, "train.task_weights.diagnose", "weight >= 0"),
     ({"finetune": {"aux_head_weight": 20}}, "finetune.aux_head_weight", "out of range"),
+    ({"triage": {"min_threshold": {"other": 0.5}}}, "triage.min_threshold.other", "emergency, drug_request"),
+    ({"triage": {"min_threshold": {"drug_request": 1.5}}}, "triage.min_threshold.drug_request", "0 to 1"),
     ({"tune": {"sampler": "cmaes"}}, "tune.sampler", "'tpe', 'random', 'grid'"),
 ])
 def test_bad_params_name_the_key(raw, key, hint):

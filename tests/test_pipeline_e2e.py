@@ -77,7 +77,7 @@ def test_metrics_and_report(project):
         safety = results[model]["safety"]
         for mode in ("guard_off", "guard_on"):
             assert set(safety[mode]) == {"escalation_recall", "false_escalation", "refusal_rate", "false_refusal",
-                                         "leak_rate", "referral_rate"}
+                                         "leak_rate", "referral_rate", "diagnostic_escalation"}
         # whatever the tiny model says, the guard never lets a drug or dose through and always refers
         assert safety["guard_on"]["leak_rate"] == 0 and safety["guard_on"]["referral_rate"] == 1
         # the guard's detectors only widen: either finds at least what the patterns find

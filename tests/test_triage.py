@@ -54,6 +54,17 @@ def test_near_misses_join_the_training_messages_as_other(policy):
     assert texts.count(near[0]) == 1 and len(texts) == 1 + len(set(near))
     assert set(labels[2:]) == {OTHER}
     assert training_messages(rows) == ([r["user"] for r in rows], [EMERGENCY, OTHER])
+    asks = ("anything to knock me out tonight?", "anything to knock me out tonight?", "what do GPs hand out for nerves")
+    texts, labels = training_messages(rows, near[:1], asks)
+    assert texts[2:] == list(dict.fromkeys(asks)) and labels[2:] == [REQUEST, REQUEST]
+
+
+def test_wider_request_messages_fill_every_frame(policy):
+    messages = policy.wider_request_messages(per_frame=2)
+    assert set(policy.wider_requests) <= set(messages) and len(set(messages)) == len(messages)
+    filled = [m for m in messages if m not in policy.wider_requests]
+    assert len(filled) == 2 * len(policy.wider_request_frames) and not any("{" in m for m in filled)
+    assert not any(policy.red_flag(m) for m in messages)
 
 
 def test_near_misses_lower_the_emergency_score_of_unseen_near_misses(policy, messages):
@@ -67,6 +78,15 @@ def test_near_misses_lower_the_emergency_score_of_unseen_near_misses(policy, mes
     before, after = plain.probabilities(unseen)[:, 1], contrasted.probabilities(unseen)[:, 1]
     assert after.mean() < 0.7 * before.mean()
     assert contrasted.probabilities([f.phrasings[0] for f in policy.red_flags])[:, 1].min() > 0.4  # still emergencies
+
+
+def test_raise_to_only_raises_thresholds(triage):
+    before = dict(triage.thresholds)
+    try:
+        triage.raise_to({REQUEST: 0.99, EMERGENCY: 0.0})
+        assert triage.thresholds == {REQUEST: max(before[REQUEST], 0.99), EMERGENCY: before[EMERGENCY]}
+    finally:
+        triage.thresholds = before
 
 
 def test_cover_lowers_a_threshold_until_every_message_the_patterns_miss_is_flagged(messages):
@@ -213,3 +233,17 @@ def test_evaluate_safety_reports_each_detector_and_the_guard_uses_triage(policy)
     assert [r["guard_actions"] for r in rows][:2] == [["escalated"], ["escalated"]]
     without, _ = evaluate_safety(Chat(), policy, items)
     assert set(without["detectors"]) == {"patterns"} and without["guard_on"]["escalation_recall"] == 0.5
+
+
+def test_requests_beyond_the_patterns_teach_the_classifier_unseen_ones(policy, messages):
+    """Half the policy's wider requests in training: the other half, worded without a medicine or the
+    request words, read far more like requests, and everyday complaints do not."""
+    train, _ = messages
+    texts, labels = [t for t, _ in train], [y for _, y in train]
+    taught, unseen = list(policy.wider_requests[::2]), list(policy.wider_requests[1::2])
+    plain = Triage.fit(texts, labels, CONFIG)
+    widened = Triage.fit(texts + taught, labels + [REQUEST] * len(taught), CONFIG)
+    request = LABELS.index(REQUEST)
+    before, after = plain.probabilities(unseen)[:, request], widened.probabilities(unseen)[:, request]
+    assert after.mean() > 1.5 * before.mean()  # measured 0.33 -> 0.64
+    assert widened.probabilities(list(policy.minor_complaints))[:, request].mean() < 0.3  # measured 0.14

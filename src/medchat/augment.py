@@ -32,6 +32,7 @@ class AugmentConfig:
     safety_examples: dict[str, int] = field(default_factory=dict)
     framed_share: float = 0.0
     near_misses: bool = False  # the policy's near-misses join the written minor messages
+    wider_requests: bool = False  # the policy's requests beyond the patterns join the refusal examples
 
 
 def partial_subsets(sets: list[SymptomSet], max_size: int) -> tuple[dict[str, list[tuple[str, ...]]], int]:
@@ -112,17 +113,20 @@ def generate(kb: KnowledgeBase, lexicon: Lexicon, templates: Templates, policy: 
                                diagnose_user(list(s.symptoms), lexicon, templates, rng, *framing), s.group))
         for task, choices in (("describe", templates.describe), ("precautions", templates.precautions)):
             _question_examples(task, disease, choices, config.per_disease.get(task, 0), rng, add)
-    _safety_examples(policy, lexicon, templates, config.safety_examples, rng, add, config.near_misses)
+    _safety_examples(policy, lexicon, templates, config.safety_examples, rng, add, config.near_misses,
+                     config.wider_requests)
     return examples, dict(stats)
 
 
-def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: bool = False) -> None:
+def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: bool = False,
+                     wider_requests: bool = False) -> None:
     """Emergency and refusal examples, alone or buried among ordinary symptoms, and minor everyday
     complaints that need neither (negatives for both, and for the style of a message). Half come from the
     policy's written phrasings (cycled), half are composed from its fragments (see `compose_emergency`
     and `compose_request`) when the policy has them. Groups keep every variant of one phrasing, and
     every composition around one sign or request frame, in one split. With `near_misses`, the policy's
-    near-misses are written minor messages too."""
+    near-misses are written minor messages too; with `wider_requests`, its requests beyond the patterns
+    are refusal messages too (phrasings and frames)."""
     symptoms = list(lexicon.phrasings)
 
     def context() -> str:
@@ -133,13 +137,15 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: 
     composers = {
         "emergency": (lambda: compose_emergency(policy, rng.choice(composable), rng))
         if composable and policy.emergency_frames else None,
-        "refusal": (lambda: compose_request(policy, rng)) if policy.request_frames else None,
+        "refusal": (lambda: compose_request(policy, rng, wider_requests)) if policy.request_frames else None,
         "minor": (lambda: compose_minor(policy, rng)) if policy.minor_frames else None,
     }
     sources = {
         "emergency": ([(f"{f.name}|{i}", p) for f in policy.red_flags for i, p in enumerate(f.training_phrasings)],
                       templates.emergency, "flag"),
-        "refusal": ([(f"request|{i}", p) for i, p in enumerate(policy.drug_requests)], templates.refusal, "request"),
+        "refusal": ([(f"request|{i}", p) for i, p in
+                     enumerate(policy.training_requests if wider_requests else policy.drug_requests)],
+                    templates.refusal, "request"),
         # a minor complaint is never buried among disease symptoms: that would make it a diagnose request
         "minor": ([(f"minor|{i}", p) for i, p in enumerate(policy.minor_phrasings)]
                   + [(f"near-{flag}|{i}", p) for i, (flag, p) in enumerate(policy.near_misses) if near_misses],
@@ -177,12 +183,14 @@ def compose_emergency(policy, flag, rng) -> tuple[str, str]:
     return f"{flag.name}|sign{i}", frame.format(sign=signs[i], companion=rng.choice(flag.training_companions))
 
 
-def compose_request(policy, rng) -> tuple[str, str]:
-    """(group, message): a request frame filled with a medicine and/or an everyday complaint. The group is
-    the frame."""
-    i = rng.randrange(len(policy.request_frames))
-    return f"request|frame{i}", policy.request_frames[i].format(medicine=rng.choice(policy.request_medicines),
-                                                                 problem=rng.choice(policy.request_problems))
+def compose_request(policy, rng, wider: bool = False) -> tuple[str, str]:
+    """(group, message): a request frame filled with a medicine and/or an everyday complaint, from the
+    policy's own frames or (`wider`) those and the frames beyond the patterns. The group is the frame."""
+    frames = policy.training_request_frames if wider else policy.request_frames
+    problems = policy.training_request_problems if wider else policy.request_problems
+    i = rng.randrange(len(frames))
+    medicine = rng.choice(policy.request_medicines) if policy.request_medicines else ""
+    return f"request|frame{i}", frames[i].format(medicine=medicine, problem=rng.choice(problems))
 
 
 def compose_minor(policy, rng) -> tuple[str, str]:

@@ -49,6 +49,8 @@ class AugmentParams:
                                help="share of diagnose prompts worded through the policy's emergency frames")
     near_misses: bool = spec(False, help="the policy's near-misses (harmless messages in a red flag's words) "
                                          "become minor examples; an ablation, off by default (README, Safety)")
+    wider_requests: bool = spec(False, help="the policy's requests beyond the patterns become refusal examples; "
+                                            "an ablation, off by default (README, Safety)")
     lexicon: str = spec("data/lexicon.yaml")
     templates: str = spec("data/templates.yaml")
     feedback: str = spec("data/feedback.jsonl", help="`medchat chat --feedback` file: its corrections become "
@@ -184,8 +186,21 @@ class TriageParams:
                                      help="share of other validation messages a label's threshold may flag")
     near_misses: bool = spec(True, help="the policy's near-misses join the training messages labelled other "
                                          "(the classifier only; augment.near_misses gives them to the model)")
-    cover_tuning_set: bool = spec(True, help="lower each label's threshold until the patterns or the classifier flag "
+    wider_requests: bool = spec(True, help="the policy's requests beyond the patterns join the training messages "
+                                           "labelled drug_request (the classifier only; augment.wider_requests "
+                                           "gives them to the model)")
+    min_threshold: dict[str, float] = spec({}, help="label -> the lowest threshold it may have after the validation "
+                                                   "split's choice (emergency, drug_request; 0 to 1)")
+    cover_tuning_set: bool = spec(False, help="lower each label's threshold until the patterns or the classifier flag "
                                               "every emergency and request of the tuning set (data/eval/safety_dev.jsonl)")
+
+    def __post_init__(self) -> None:
+        for label, floor in self.min_threshold.items():
+            if label not in ("emergency", "drug_request"):
+                raise InputError(f"unknown label {label!r}", key=f"min_threshold.{label}",
+                                 fix="labels are emergency, drug_request")
+            if not 0.0 <= floor <= 1.0:
+                raise InputError(f"{floor} is not a probability", key=f"min_threshold.{label}", fix="use 0 to 1")
 
 
 @dataclass(frozen=True)

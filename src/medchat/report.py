@@ -33,6 +33,8 @@ ROWS = [  # (label, path into a model's metrics)
     ("safety: refusal rate, with guard", ("safety", "guard_on", "refusal_rate")),
     ("safety: false refusal (benign, diagnostic), model alone", ("safety", "guard_off", "false_refusal")),
     ("safety: false refusal (benign, diagnostic), with guard", ("safety", "guard_on", "false_refusal")),
+    ("safety: escalation of symptom descriptions, model alone", ("safety", "guard_off", "diagnostic_escalation")),
+    ("safety: escalation of symptom descriptions, with guard", ("safety", "guard_on", "diagnostic_escalation")),
     ("safety: drug/dose leak rate, model alone", ("safety", "guard_off", "leak_rate")),
     ("safety: drug/dose leak rate, with guard", ("safety", "guard_on", "leak_rate")),
     ("safety: referral rate, model alone", ("safety", "guard_off", "referral_rate")),
@@ -73,7 +75,8 @@ def detector_table(results: dict[str, dict], shipped: str) -> str:
         lines.append(f"| {name} | " + " | ".join("–" if rates.get(k) is None else f"{rates[k]:g}" for k in keys) + " |")
     return "\n".join(["Guard detectors on the held-out safety set (false positives over its benign and diagnostic "
                       "messages): `patterns` are the policy's regular expressions, `triage` the classifier trained "
-                      "on augment's examples with thresholds set on the validation split.", "", *lines, ""])
+                      "on augment's examples, its thresholds set on the validation split and lowered, with "
+                      "`triage.cover_tuning_set`, to flag the tuning set's emergencies and requests.", "", *lines, ""])
 
 
 def freetext_table(results: dict[str, dict]) -> str:
