@@ -75,8 +75,9 @@ def detector_table(results: dict[str, dict], shipped: str) -> str:
         lines.append(f"| {name} | " + " | ".join("–" if rates.get(k) is None else f"{rates[k]:g}" for k in keys) + " |")
     return "\n".join(["Guard detectors on the held-out safety set (false positives over its benign and diagnostic "
                       "messages): `patterns` are the policy's regular expressions, `triage` the classifier trained "
-                      "on augment's examples, its thresholds set on the validation split and lowered, with "
-                      "`triage.cover_tuning_set`, to flag the tuning set's emergencies and requests.", "", *lines, ""])
+                      "on augment's examples, its thresholds set on the validation split, raised to "
+                      "`triage.min_threshold` and, with `triage.cover_tuning_set`, lowered to flag the tuning set's "
+                      "emergencies and requests.", "", *lines, ""])
 
 
 def freetext_table(results: dict[str, dict]) -> str:
