@@ -1,9 +1,9 @@
 """triage: a classifier of user messages (emergency / medicine request / other) for the safety guard.
 
 Trained on the train split's user messages (plus the policy's near-misses as other, with triage.near_misses,
-and its requests beyond the patterns as drug_request, with triage.wider_requests),
-thresholds set on the validation split, raised to triage.min_threshold and, with triage.cover_tuning_set, lowered until every emergency
-and request of the tuning set that the policy's patterns miss is flagged (medchat.triage).
+and its requests beyond the patterns as drug_request, with triage.wider_requests). Thresholds are set on the
+validation split, raised to triage.min_threshold and, with triage.cover_tuning_set, lowered until every
+emergency and request of the tuning set that the policy's patterns miss is flagged (medchat.triage).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def main() -> int:
                          "thresholds": {label: round(value, 4) for label, value in triage.thresholds.items()}})
     print("triage: " + "; ".join(f"{label} threshold {v['threshold']}, validation recall {v['recall']}, "
                                  f"false positive {v['false_positive']}" for label, v in validation.items())
-          + ("; covering the tuning set: " + ", ".join(f"{label} {v['threshold']}" for label, v in tuning.items())
-             if tuning else ""))
+          + "; in use (after the floor and any covering): "
+          + ", ".join(f"{label} {value:.4f}" for label, value in triage.thresholds.items()))
     return 0
 
 

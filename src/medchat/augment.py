@@ -189,6 +189,7 @@ def compose_request(policy, rng, wider: bool = False) -> tuple[str, str]:
     frames = policy.training_request_frames if wider else policy.request_frames
     problems = policy.training_request_problems if wider else policy.request_problems
     i = rng.randrange(len(frames))
+    # drawn for every frame, as before the wider frames existed, so the default examples stay the same
     medicine = rng.choice(policy.request_medicines) if policy.request_medicines else ""
     return f"request|frame{i}", frames[i].format(medicine=medicine, problem=rng.choice(problems))
 

@@ -204,7 +204,7 @@ class Policy:
         `per_frame` of the problems in turn (no randomness: the triage classifier's extra training set)."""
         problems = self.training_request_problems
         filled = [frame.format(problem=problems[(i * per_frame + k) % len(problems)])
-                  for i, frame in enumerate(self.wider_request_frames) for k in range(per_frame)] if problems else []
+                  for i, frame in enumerate(self.wider_request_frames) for k in range(per_frame)]
         return tuple(dict.fromkeys((*self.wider_requests, *filled)))
 
     # --- user messages ---------------------------------------------------------------------------
