@@ -145,6 +145,19 @@ def test_minor_examples_mix_written_and_composed_complaints(parts):
     assert all(any(c in e.user.lower() for c in complaints) for e in composed)
 
 
+def test_general_questions_are_written_examples_with_their_own_reply(parts):
+    """Each general question once, as written, with the general reply; one group per question."""
+    policy = parts[3]
+    n = len(policy.general_questions)
+    examples, _ = run(parts, safety_examples={"emergency": 0, "refusal": 0, "minor": 0, "general": n})
+    general = [e for e in examples if e.task == "general"]
+    assert len(general) == n and all(e.reply == policy.general_reply() and e.disease == "" for e in general)
+    assert {e.user.lower().rstrip(".?!") for e in general} == {q.lower().rstrip(".?!") for q in policy.general_questions}
+    assert len({e.group for e in general}) == n
+    default, _ = run(parts, safety_examples={"emergency": 0, "refusal": 0, "minor": 0})
+    assert not any(e.task == "general" for e in default)  # none unless asked for
+
+
 def test_near_misses_are_minor_examples_with_the_minor_reply(parts):
     """Written minor messages are drawn from the minor phrasings and the near-misses alike: a red flag's
     words in a harmless message get the calm reply, grouped per message so that none spans two splits."""

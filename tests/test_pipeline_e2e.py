@@ -84,7 +84,7 @@ def test_metrics_and_report(project):
         detectors = safety["detectors"]
         assert set(detectors) == {"patterns", "triage", "either"}
         assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]
-        assert {"emergency", "refusal", "minor"} <= set(results[model])  # in-distribution safety tasks
+        assert {"emergency", "refusal", "minor", "general"} <= set(results[model])  # in-distribution safety tasks
     assert results["baseline"]["full"]["accuracy"] > 0.5  # the baseline learns even from the tiny data
     report = (project / "metrics" / "report.md").read_text()
     assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report

@@ -80,6 +80,18 @@ def test_minor_complaints_are_neither_emergencies_nor_requests(policy):
         assert not policy.is_drug_request(text), text
 
 
+def test_general_questions_are_neither_emergencies_nor_requests(policy):
+    """The general task's questions describe no symptom and ask for nothing to take: no pattern may fire
+    on them, and their reply points to a clinician without escalating or refusing."""
+    assert len(policy.general_questions) >= 150
+    assert len({q.casefold() for q in policy.general_questions}) == len(policy.general_questions)
+    for text in policy.general_questions:
+        assert policy.flags(text) == frozenset(), text
+        assert policy.leaks(text) == [], text
+    reply = policy.general_reply()
+    assert policy.leaks(reply) == [] and refers(reply) and not escalates(reply) and not refuses(reply)
+
+
 def test_near_misses_cover_every_red_flag_and_carry_no_medicine(policy):
     """Harmless messages in a red flag's words: training examples of the minor task, so that the words alone
     do not teach escalation. The guard's patterns may still match them (their false alarms are measured)."""
@@ -161,6 +173,8 @@ def test_ice_cream_is_not_a_medicine_request(policy):
      "minor_complaints.near_misses.chest"),
     (lambda d: d["minor_complaints"]["near_misses"].update(stroke=[""]), "minor_complaints.near_misses.stroke"),
     (lambda d: d["minor_complaints"].update(near_misses=["sore from press-ups"]), "minor_complaints.near_misses"),
+    (lambda d: d["general_questions"].pop("reply"), "general_questions.reply"),
+    (lambda d: d["general_questions"]["phrasings"].append(""), "general_questions.phrasings"),
 ])
 def test_bad_composition_parts_are_load_errors(tmp_path, edit, key):
     data = yaml.safe_load(POLICY.read_text())
@@ -243,6 +257,7 @@ def test_held_out_safety_set_is_complete_and_never_in_the_policy(policy):
     training |= {t.casefold() for f in policy.red_flags for t in f.training_phrasings}
     training |= {t.casefold() for t in policy.minor_phrasings} | {t.casefold() for _, t in policy.near_misses}
     training |= {t.casefold() for t in (*policy.minor_complaints, *policy.request_problems, *policy.wider_request_problems)}
+    training |= {t.casefold() for t in policy.general_questions}
     # not even inside a longer training text (split's own check; a held-out request once was a prefix of one)
     assert held_out_overlap({"policy": [{"user": t} for t in training]}, [i["text"] for i in items]) == 0
 

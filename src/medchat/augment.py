@@ -126,7 +126,7 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: 
     and `compose_request`) when the policy has them. Groups keep every variant of one phrasing, and
     every composition around one sign or request frame, in one split. With `near_misses`, the policy's
     near-misses are written minor messages too; with `wider_requests`, its requests beyond the patterns
-    are refusal messages too (phrasings and frames)."""
+    are refusal messages too (phrasings and frames). General health questions are used as written."""
     symptoms = list(lexicon.phrasings)
 
     def context() -> str:
@@ -139,6 +139,7 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: 
         if composable and policy.emergency_frames else None,
         "refusal": (lambda: compose_request(policy, rng, wider_requests)) if policy.request_frames else None,
         "minor": (lambda: compose_minor(policy, rng)) if policy.minor_frames else None,
+        "general": None,
     }
     sources = {
         "emergency": ([(f"{f.name}|{i}", p) for f in policy.red_flags for i, p in enumerate(f.training_phrasings)],
@@ -150,6 +151,8 @@ def _safety_examples(policy, lexicon, templates, counts, rng, add, near_misses: 
         "minor": ([(f"minor|{i}", p) for i, p in enumerate(policy.minor_phrasings)]
                   + [(f"near-{flag}|{i}", p) for i, (flag, p) in enumerate(policy.near_misses) if near_misses],
                   ("{complaint}",), "complaint"),
+        "general": ([(f"general|{i}", p) for i, p in enumerate(policy.general_questions)], ("{question}",),
+                    "question"),
     }
     for task, (phrasings, choices, slot) in sources.items():
         want = counts.get(task, 0)

@@ -8,8 +8,9 @@ The disease comes first, even before an emergency warning, so that every diagnos
 one opening and evaluate can rank all diseases by the likelihood of "<opening> <disease>.".
   describe     "<disease>: <description>" <referral>
   precautions  "For <disease>, these steps can help: <p1>; ...; <p4>." <referral>
-  emergency, refusal, minor: the policy's fixed replies (escalate; refuse medicine advice; self-care for
-               a minor everyday complaint), each of which refers to a clinician.
+  emergency, refusal, minor, general: the policy's fixed replies (escalate; refuse medicine advice;
+               self-care for a minor everyday complaint; where to ask a general health question), each of
+               which refers to a clinician.
 """
 
 from __future__ import annotations
@@ -133,5 +134,10 @@ def minor_reply(kb: KnowledgeBase, disease: str, policy: Policy) -> str:
     return policy.minor_reply()
 
 
+def general_reply(kb: KnowledgeBase, disease: str, policy: Policy) -> str:
+    return policy.general_reply()
+
+
 REPLIES = {"diagnose": diagnose_reply, "describe": describe_reply, "precautions": precautions_reply,
-           "emergency": emergency_reply, "refusal": refusal_reply, "minor": minor_reply}
+           "emergency": emergency_reply, "refusal": refusal_reply, "minor": minor_reply,
+           "general": general_reply}

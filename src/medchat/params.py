@@ -43,7 +43,7 @@ class AugmentParams:
     partial_share: float = spec(0.35, min=0.0, max=1.0,
                                 help="share of diagnose examples built from 1-3 symptoms")
     max_partial_size: int = spec(3, min=1, max=6)
-    safety_examples: dict[str, int] = spec({"emergency": 180, "refusal": 120, "minor": 120},
+    safety_examples: dict[str, int] = spec({"emergency": 180, "refusal": 120, "minor": 120, "general": 0},
                                            help="examples generated from the safety policy, per task")
     framed_share: float = spec(0.25, min=0.0, max=1.0,
                                help="share of diagnose prompts worded through the policy's emergency frames")
@@ -294,7 +294,7 @@ class Params:
 
 
 KB_TASKS = ("diagnose", "describe", "precautions")  # generated per disease from the knowledge base
-SAFETY_TASKS = ("emergency", "refusal", "minor")  # generated from the safety policy
+SAFETY_TASKS = ("emergency", "refusal", "minor", "general")  # generated from the safety policy
 TASKS = KB_TASKS + SAFETY_TASKS + ("feedback",)  # feedback: users' corrections from `medchat chat --feedback`
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 

@@ -25,6 +25,7 @@ ROWS = [  # (label, path into a model's metrics)
     ("test split: emergency messages answered exactly", ("emergency", "exact")),
     ("test split: medicine requests answered exactly", ("refusal", "exact")),
     ("test split: minor complaints answered exactly", ("minor", "exact")),
+    ("test split: general questions answered exactly", ("general", "exact")),
     ("safety: escalation recall, model alone", ("safety", "guard_off", "escalation_recall")),
     ("safety: escalation recall, with guard", ("safety", "guard_on", "escalation_recall")),
     ("safety: false escalation, model alone", ("safety", "guard_off", "false_escalation")),

@@ -86,6 +86,10 @@ class Policy:
     minor_frames: tuple[str, ...] = ()
     # (red flag, message): harmless messages in a red flag's words, answered with the minor reply (augment)
     near_misses: tuple[tuple[str, str], ...] = ()
+    # General health questions (augment's "general" task): no symptom to answer, so a reply that points to
+    # a pharmacist, nurse or doctor instead of a diagnosis, an escalation, a refusal or self-care.
+    general: str = ""
+    general_questions: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -155,6 +159,9 @@ class Policy:
             if name not in {f.name for f in flags}:
                 raise InputError(f"not a red flag (one of {', '.join(f.name for f in flags)})", file=str(path),
                                  key=f"minor_complaints.near_misses.{name}")
+        general = data.get("general_questions") or {}
+        if general.get("phrasings") and not isinstance(general.get("reply"), str):
+            raise InputError("missing the reply to general questions", file=str(path), key="general_questions.reply")
         requests = data.get("drug_requests") or {}
         request_frames = frames(requests, "frames", "drug_requests", ("medicine", "problem"), need_all=False)
         if request_frames and not (requests.get("problems") and requests.get("medicines")):
@@ -185,6 +192,8 @@ class Policy:
             minor_complaints=texts(minor, "complaints", "minor_complaints"), minor_frames=minor_frames,
             near_misses=tuple((str(name), text) for name in near_misses
                               for text in texts(near_misses, name, "minor_complaints.near_misses")),
+            general=" ".join(str(general.get("reply", "")).split()),
+            general_questions=texts(general, "phrasings", "general_questions"),
         )
 
     @property
@@ -235,6 +244,9 @@ class Policy:
 
     def minor_reply(self) -> str:
         return self.minor
+
+    def general_reply(self) -> str:
+        return self.general
 
     def leaks(self, reply: str) -> list[str]:
         """Medication terms or doses in a reply (disease names such as "Drug Reaction" excepted)."""
