@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 # dvc runs stage commands through the shell: put the venv's python first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test clean-venv
+.PHONY: setup repro test test-fast lint clean-venv
 
 $(BIN)/medchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,18 @@ setup: $(BIN)/medchat
 repro: setup
 	$(BIN)/dvc repro
 
-test: setup
+# lint: ruff (lint and format) and mypy on the package; test runs it first, then the whole suite.
+lint: setup
+	$(BIN)/ruff check src stages tests benchmarks
+	$(BIN)/ruff format --check src stages tests benchmarks
+	$(BIN)/mypy src
+
+test: lint
 	$(BIN)/pytest -q --durations=10
+
+# The suite without the slow tests (no dvc runs, no training beyond a few steps): for development.
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,7 +3,7 @@
     python benchmarks/ablation.py [--study parts] [--study multitask] [--prefix ablation] [--collect-only]
 
 `parts` (what each part adds on free text): the lexicon normaliser in prompts, retrieval-augmented prompts,
-domain tokens. `multitask`: diagnose-only training, and the default tasks plus the auxiliary disease head.
+domain tokens. `multitask`: diagnose-only training against the default task mix.
 Every configuration is queued at once (`dvc exp run --queue -n <prefix>-<config> -S key=value`: the queue
 captures the workspace now, so editing files afterwards cannot leak into a run), then one worker runs
 them (on two cores a second worker only halves the speed of the first). The experiments are read back
@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from medchat.artifacts import write_json  # noqa: E402
-from medchat.experiments import STUDIES, ablation_rows, dvc_exp_show, experiment_records  # noqa: E402
+from medchat.artifacts import write_json
+from medchat.ops.experiments import STUDIES, ablation_rows, dvc_exp_show, experiment_records
 
 OUT = ROOT / "metrics" / "ablation.json"
 DEFAULT_METRICS = ("metrics/evaluate.json", "metrics/tokenize.json", "metrics/train.json")
@@ -68,7 +68,9 @@ def main() -> int:
     studies = args.study or list(STUDIES)
     names = {s: {config: f"{args.prefix}-{config}" for config, _, _ in STUDIES[s].configs} for s in studies}
     rev = args.rev if args.collect_only and args.rev else "HEAD"  # the experiments' baseline commit
-    commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     if not args.collect_only:
         queue(names)
     default = {path: json.loads((ROOT / path).read_text()) for path in DEFAULT_METRICS}

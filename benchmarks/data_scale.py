@@ -50,8 +50,13 @@ def run_stages(workdir: Path, raw: Path) -> dict:
     timings = {}
     for stage in STAGES:
         started = time.perf_counter()
-        subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=workdir, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, f"stages/{stage}.py"],
+            cwd=workdir,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         timings[stage] = round(time.perf_counter() - started, 2)
     # ru_maxrss of waited-for children: the largest of the three stage processes, in KiB on Linux
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -71,21 +76,36 @@ def main() -> None:
             tmp = Path(tmp)
             workdir = tmp / "repo"
             shutil.copytree(ROOT, workdir, ignore=shutil.ignore_patterns(".git", ".venv", ".dvc", "models", "data"))
-            shutil.copytree(ROOT / "data", workdir / "data", ignore=shutil.ignore_patterns(
-                "clean", "augmented", "split", "tokenized", "evaluate"))
+            shutil.copytree(
+                ROOT / "data",
+                workdir / "data",
+                ignore=shutil.ignore_patterns("clean", "augmented", "split", "tokenized", "evaluate"),
+            )
             rows = blow_up(args.kaggle, factor, tmp / "raw")
             # a fresh interpreter per factor keeps RUSAGE_CHILDREN from carrying a previous maximum
-            out = subprocess.run([sys.executable, "-c", (
-                "import json, sys; sys.path.insert(0, %r); from data_scale import run_stages; "
-                "from pathlib import Path; print(json.dumps(run_stages(Path(%r), Path(%r))))"
-            ) % (str(Path(__file__).parent), str(workdir), str(tmp / "raw"))], check=True, capture_output=True,
-                text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+            here, raw = str(Path(__file__).parent), str(tmp / "raw")
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    (
+                        f"import json, sys; sys.path.insert(0, {here!r}); from data_scale import run_stages; "
+                        f"from pathlib import Path; print(json.dumps(run_stages(Path({str(workdir)!r}), Path({raw!r}))))"
+                    ),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            )
             results[f"{factor}x"] = {"rows": rows, **json.loads(out.stdout.strip().splitlines()[-1])}
     OUT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print("| factor | rows | clean s | augment s | split s | total s | peak MiB |\n|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         s = r["seconds"]
-        print(f"| {name} | {r['rows']:,} | {s['clean']} | {s['augment']} | {s['split']} | {r['total_s']} | {r['peak_rss_mib']} |")
+        print(
+            f"| {name} | {r['rows']:,} | {s['clean']} | {s['augment']} | {s['split']} | {r['total_s']} | {r['peak_rss_mib']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 from medchat.artifacts import read_jsonl
-from medchat.drafting import load_drafts
-from medchat.inference import ChatModel
-from medchat.modeling import quiet_progress
+from medchat.eval.scoring import percentile
+from medchat.inference.chat_model import ChatModel
+from medchat.inference.drafting import load_drafts
+from medchat.model.loading import quiet_progress
 from medchat.params import load_params
-from medchat.retrieval import PROMPTS_FILE, PromptBuilder
-from medchat.scoring import percentile
+from medchat.retrieval.prompts import PROMPTS_FILE, PromptBuilder
 
 OUT = Path("metrics/generation.json")
 
@@ -43,10 +43,15 @@ def measure(chat: ChatModel, users: list[str], batch_size: int) -> tuple[dict, l
     chat.batch_size = batch_size
     batched = chat.generate(users)
     assert batched.replies == replies, "batched and one-at-a-time replies differ"
-    return {"latency_ms": {"p50": round(percentile(times, 50), 1), "p95": round(percentile(times, 95), 1),
-                           "max": round(max(times), 1)},
-            "replies_per_s": round(len(users) / batched.seconds, 1),
-            "tokens_per_s": round(batched.new_tokens / batched.seconds, 1)}, replies
+    return {
+        "latency_ms": {
+            "p50": round(percentile(times, 50), 1),
+            "p95": round(percentile(times, 95), 1),
+            "max": round(max(times), 1),
+        },
+        "replies_per_s": round(len(users) / batched.seconds, 1),
+        "tokens_per_s": round(batched.new_tokens / batched.seconds, 1),
+    }, replies
 
 
 def main() -> None:
@@ -69,8 +74,13 @@ def main() -> None:
     results["library_generate"], reference = measure(library, users, args.batch_size)
     results["drafted"], replies = measure(drafted, users, args.batch_size)
     assert replies == reference, "drafted decoding changed a reply"
-    report = {"device": f"{platform.machine()} x{torch.get_num_threads()} threads",
-              "messages": len(users), "batch_size": args.batch_size, "identical_replies": True, **results}
+    report = {
+        "device": f"{platform.machine()} x{torch.get_num_threads()} threads",
+        "messages": len(users),
+        "batch_size": args.batch_size,
+        "identical_replies": True,
+        **results,
+    }
     saved = json.loads(OUT.read_text()) if OUT.exists() else {}
     saved[args.model] = report  # one entry per model measured
     OUT.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")

@@ -32,9 +32,9 @@ import torch
 from datasets import load_from_disk
 from transformers import DataCollatorForSeq2Seq, GPT2Config, GPT2LMHeadModel
 
-from medchat.packing import LossPositionsOnly, PackingCollator
+from medchat.model.tokenization import IGNORE_INDEX, load_saved_tokenizer
 from medchat.params import load_params
-from medchat.tokenization import IGNORE_INDEX, load_saved_tokenizer
+from medchat.training.packing import LossPositionsOnly, PackingCollator
 
 OUT = Path("metrics/benchmark.json")
 SEED_LENGTH, SEED_BATCH, BATCH = 512, 4, 16
@@ -50,7 +50,7 @@ def gemm_peak(device: str, dtype: torch.dtype, n: int = 2048, repeats: int = 10)
         for _ in range(repeats):
             a @ b
         sync(device)
-        best = max(best, 2 * n ** 3 * repeats / (time.perf_counter() - started))
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - started))
     return best
 
 
@@ -68,7 +68,7 @@ class SeedCollator:
     def __call__(self, features):
         ids = torch.full((len(features), self.length), self.pad_id, dtype=torch.long)
         for r, f in enumerate(features):
-            ids[r, :len(f["input_ids"])] = torch.as_tensor(f["input_ids"][:self.length])
+            ids[r, : len(f["input_ids"])] = torch.as_tensor(f["input_ids"][: self.length])
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
 
 
@@ -89,7 +89,7 @@ def run(name, model, collate, examples, batch, steps, device):
     # fused, as the Trainer builds it (its default optim on torch >= 2.8): one kernel for all parameters
     # instead of a loop over them, which the seed recipe's 4x as many steps would pay 4x as often
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    batches = [examples[i:i + batch] for i in range(0, len(examples) - batch + 1, batch)][:steps + 2]
+    batches = [examples[i : i + batch] for i in range(0, len(examples) - batch + 1, batch)][: steps + 2]
     model.train()
     timed = batches[2:]
     for chunk in batches[:2]:  # warm-up
@@ -103,9 +103,14 @@ def run(name, model, collate, examples, batch, steps, device):
     seconds = time.perf_counter() - started
     used = [e for chunk in timed for e in chunk]
     useful = sum(sum(label != IGNORE_INDEX for label in e["labels"]) for e in used)
-    return {"recipe": name, "steps": len(timed), "seconds": round(seconds, 3),
-            "useful_tokens_per_s": round(useful / seconds, 1), "computed_tokens_per_s": round(computed / seconds, 1),
-            "model_flops_per_s": required_flops(model.config, used) / seconds}
+    return {
+        "recipe": name,
+        "steps": len(timed),
+        "seconds": round(seconds, 3),
+        "useful_tokens_per_s": round(useful / seconds, 1),
+        "computed_tokens_per_s": round(computed / seconds, 1),
+        "model_flops_per_s": required_flops(model.config, used) / seconds,
+    }
 
 
 def step(model, optimizer, collate, chunk, device) -> int:
@@ -129,7 +134,7 @@ def main() -> None:
     # in memory, as the stages load it: filter and shuffle must not write cache files into the DVC output
     data = load_from_disk("data/tokenized/datasets", keep_in_memory=True)["train"]
     data = data.filter(lambda task: task == "diagnose", input_columns="task").shuffle(seed=params.seed)
-    examples = [{"input_ids": i, "labels": l} for i, l in zip(data["input_ids"], data["labels"])]
+    examples = [{"input_ids": i, "labels": labels} for i, labels in zip(data["input_ids"], data["labels"])]
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     peak = gemm_peak(args.device, dtype)
     sizes = {"default": dict(n_layer=params.model.n_layer, n_embd=params.model.n_embd, n_head=params.model.n_head)}
@@ -139,15 +144,24 @@ def main() -> None:
     for size, shape in sizes.items():
         rows = []
         for name, collate, batch in (
-                ("seed", SeedCollator(tokenizer.pad_token_id, SEED_LENGTH), SEED_BATCH),
-                ("dynamic", DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX), BATCH),
-                ("packed", LossPositionsOnly(PackingCollator(tokenizer.pad_token_id, params.train.max_length)), BATCH)):
+            ("seed", SeedCollator(tokenizer.pad_token_id, SEED_LENGTH), SEED_BATCH),
+            ("dynamic", DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX), BATCH),
+            ("packed", LossPositionsOnly(PackingCollator(tokenizer.pad_token_id, params.train.max_length)), BATCH),
+        ):
             torch.manual_seed(params.seed)
-            config = GPT2Config(vocab_size=len(tokenizer), n_positions=SEED_LENGTH, use_cache=False,
-                                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                pad_token_id=tokenizer.pad_token_id,
-                                resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                                activation_function=params.model.activation, **shape)
+            config = GPT2Config(
+                vocab_size=len(tokenizer),
+                n_positions=SEED_LENGTH,
+                use_cache=False,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                resid_pdrop=0.0,
+                embd_pdrop=0.0,
+                attn_pdrop=0.0,
+                activation_function=params.model.activation,
+                **shape,
+            )
             model = GPT2LMHeadModel(config).to(args.device)
             # the seed recipe's steps hold 4 examples, the others 16: time comparable amounts of data
             steps = args.steps * (BATCH // SEED_BATCH) if name == "seed" else args.steps
@@ -158,9 +172,17 @@ def main() -> None:
         for row in rows:
             row["speedup_vs_seed"] = round(row["useful_tokens_per_s"] / seed, 2)
         results[size] = {"recipes": rows, "ceiling_vs_seed": round(1 / rows[0]["mfu"], 1)}
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
-    report = {"device": device_name, "dtype": str(dtype).replace("torch.", ""),
-              "gemm_peak_tflops": round(peak / 1e12, 4), "models": results}
+    device_name = (
+        torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    )
+    report = {
+        "device": device_name,
+        "dtype": str(dtype).replace("torch.", ""),
+        "gemm_peak_tflops": round(peak / 1e12, 4),
+        "models": results,
+    }
     merged = json.loads(OUT.read_text()) if OUT.exists() else {}
     merged[args.device] = report
     OUT.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
@@ -168,7 +190,9 @@ def main() -> None:
     print("| model | recipe | useful tokens/s | x seed | MFU |\n|---|---|---:|---:|---:|")
     for size, result in results.items():
         for row in result["recipes"]:
-            print(f"| {size} | {row['recipe']} | {row['useful_tokens_per_s']:.0f} | {row['speedup_vs_seed']} | {row['mfu']:.1%} |")
+            print(
+                f"| {size} | {row['recipe']} | {row['useful_tokens_per_s']:.0f} | {row['speedup_vs_seed']} | {row['mfu']:.1%} |"
+            )
         print(f"{size}: at MFU 100% a recipe would reach {result['ceiling_vs_seed']}x the seed recipe")
 
 

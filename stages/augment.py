@@ -1,18 +1,19 @@
-"""augment: tidy knowledge base, safety policy and user corrections -> dialogue examples."""
+"""augment: tidy knowledge base, safety rules and training text, and user corrections -> dialogue examples."""
 
 from __future__ import annotations
 
 import sys
 
 from medchat.artifacts import write_json, write_jsonl
-from medchat.augment import AugmentConfig, generate, summarize
-from medchat.dialogue import Templates
+from medchat.data.augment import AugmentConfig, generate, summarize
+from medchat.data.dialogue import Templates
+from medchat.data.feedback import corrections
+from medchat.data.kb import load_tidy
+from medchat.data.lexicon import Lexicon
 from medchat.errors import InputError
-from medchat.feedback import corrections
-from medchat.kb import load_tidy
-from medchat.lexicon import Lexicon
 from medchat.params import load_params
-from medchat.safety import Policy
+from medchat.safety.rules import SafetyRules
+from medchat.safety.training_text import TrainingText
 
 CLEAN_DIR = "data/clean"
 OUT = "data/augmented/examples.jsonl"
@@ -24,11 +25,18 @@ def main() -> int:
         params = load_params()
         a = params.augment
         kb = load_tidy(CLEAN_DIR)
-        config = AugmentConfig(dict(a.per_disease), a.partial_share, a.max_partial_size, params.seed,
-                               dict(a.safety_examples), a.framed_share, a.near_misses, a.wider_requests)
-        policy = Policy.load(params.clean.policy)
-        examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates), policy, config)
-        corrected, skipped = corrections(a.feedback, policy)
+        config = AugmentConfig(
+            dict(a.per_disease),
+            a.partial_share,
+            a.max_partial_size,
+            params.seed,
+            dict(a.safety_examples),
+            a.framed_share,
+        )
+        rules = SafetyRules.load(params.safety.rules)
+        training = TrainingText.load(params.safety.training_text, rules)
+        examples, stats = generate(kb, Lexicon.load(a.lexicon), Templates.load(a.templates), rules, training, config)
+        corrected, skipped = corrections(a.feedback, rules)
     except InputError as exc:
         print(f"augment: error: {exc}", file=sys.stderr)
         return 1

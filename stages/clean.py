@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from medchat.artifacts import atomic_dir, write_json
+from medchat.data.kb import read_kb, write_tidy
+from medchat.data.medication import MedicationLexicon
 from medchat.errors import InputError
-from medchat.kb import read_kb, write_tidy
-from medchat.medication import MedicationLexicon
 from medchat.params import load_params
 
 OUT_DIR = "data/clean"
@@ -17,7 +17,7 @@ METRICS = "metrics/clean.json"
 def main() -> int:
     try:
         params = load_params()
-        kb, report = read_kb(params.clean.raw_dir, MedicationLexicon.from_policy(params.clean.policy))
+        kb, report = read_kb(params.clean.raw_dir, MedicationLexicon.from_rules(params.safety.rules))
     except InputError as exc:
         print(f"clean: error: {exc}", file=sys.stderr)
         return 1
@@ -28,8 +28,10 @@ def main() -> int:
     warnings = {k: v for k, v in report.counts.items() if k.endswith("_dropped") and v}
     for key, count in sorted(warnings.items()):
         print(f"clean: warning: {key.replace('_', ' ')}: {count}", file=sys.stderr)
-    print(f"clean: {report.counts['rows_in']} rows -> {report.counts['unique_rows']} symptom sets, "
-          f"{report.counts['diseases']} diseases, {report.counts['precautions_flagged']} precautions flagged")
+    print(
+        f"clean: {report.counts['rows_in']} rows -> {report.counts['unique_rows']} symptom sets, "
+        f"{report.counts['diseases']} diseases, {report.counts['precautions_flagged']} precautions flagged"
+    )
     return 0
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from medchat.artifacts import atomic_file
-from medchat.report import evaluation_report
+from medchat.eval.report import evaluation_report
 
 EVALUATE, ABLATION, REPORT = "metrics/evaluate.json", "metrics/ablation.json", "metrics/report.md"
 

@@ -6,15 +6,14 @@ import sys
 from collections import Counter
 
 from medchat.artifacts import atomic_dir, read_jsonl, write_json, write_jsonl
+from medchat.data.eval_sets import load_freetext, load_safety_set
+from medchat.data.splitting import SPLITS, SplitConfig, held_out_overlap, overlap, split_examples
 from medchat.errors import InputError
 from medchat.params import load_params
-from medchat.evaluation import load_freetext
-from medchat.safety import load_safety_set
-from medchat.splitting import SPLITS, SplitConfig, held_out_overlap, overlap, split_examples
 
 EXAMPLES = "data/augmented/examples.jsonl"
 HELD_OUT = "data/eval/safety.jsonl"  # evaluation-only texts: no training example may contain one
-SAFETY_DEV = "data/eval/safety_dev.jsonl"  # the guard's tuning set: kept out of training too
+TUNING_SET = "data/eval/safety_tuning.jsonl"  # the guard's tuning set: kept out of training too
 FREETEXT = "data/eval/freetext.jsonl"
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
@@ -24,8 +23,10 @@ def main() -> int:
     try:
         params = load_params()
         examples = read_jsonl(EXAMPLES)
-        held_out = [item["text"] for item in (*load_safety_set(HELD_OUT), *load_safety_set(SAFETY_DEV),
-                                              *load_freetext(FREETEXT))]
+        held_out = [
+            item["text"]
+            for item in (*load_safety_set(HELD_OUT), *load_safety_set(TUNING_SET), *load_freetext(FREETEXT))
+        ]
     except InputError as exc:
         print(f"split: error: {exc}", file=sys.stderr)
         return 1
@@ -42,9 +43,12 @@ def main() -> int:
     metrics = {"overlap": leaks}
     for name in SPLITS:
         rows = splits[name]
-        metrics[name] = {"examples": len(rows), "groups": len({e["group"] for e in rows}),
-                         "diseases": len({e["disease"] for e in rows if e["disease"]}),
-                         "per_task": dict(sorted(Counter(e["task"] for e in rows).items()))}
+        metrics[name] = {
+            "examples": len(rows),
+            "groups": len({e["group"] for e in rows}),
+            "diseases": len({e["disease"] for e in rows if e["disease"]}),
+            "per_task": dict(sorted(Counter(e["task"] for e in rows).items())),
+        }
     write_json(METRICS, metrics)
     print("split: " + ", ".join(f"{n} {len(splits[n])}" for n in SPLITS))
     return 0

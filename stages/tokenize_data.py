@@ -8,13 +8,22 @@ from __future__ import annotations
 import sys
 
 from medchat.artifacts import atomic_dir, read_jsonl, write_json
+from medchat.data.lexicon import Lexicon
+from medchat.data.splitting import SPLITS
 from medchat.errors import InputError
+from medchat.model.tokenization import (
+    SCRATCH,
+    add_domain_tokens,
+    domain_terms,
+    encode_rows,
+    load_pretrained_tokenizer,
+    save_domain_tokens,
+    save_tokenizer,
+    tokens_per_term,
+    train_bpe_tokenizer,
+)
 from medchat.params import load_params
-from medchat.retrieval import PromptBuilder
-from medchat.splitting import SPLITS
-from medchat.lexicon import Lexicon
-from medchat.tokenization import (SCRATCH, add_domain_tokens, domain_terms, encode_rows, load_pretrained_tokenizer,
-                                  save_domain_tokens, save_tokenizer, tokens_per_term, train_bpe_tokenizer)
+from medchat.retrieval.prompts import PromptBuilder
 
 SPLIT_DIR = "data/split"
 INDEX = "models/retriever"  # its prompt settings: normalised and/or retrieval-augmented user turns
@@ -36,7 +45,9 @@ def main() -> int:
             rows[name] = [{**row, "user": prompt} for row, prompt in zip(split, builder([r["user"] for r in split]))]
         if params.model.name == SCRATCH:
             # Trained on the train split only, so validation and test text never shapes the vocabulary.
-            tokenizer = train_bpe_tokenizer((f"{r['user']}\n{r['reply']}" for r in rows["train"]), params.model.vocab_size)
+            tokenizer = train_bpe_tokenizer(
+                (f"{r['user']}\n{r['reply']}" for r in rows["train"]), params.model.vocab_size
+            )
         else:
             tokenizer = load_pretrained_tokenizer(params.model)
         terms = domain_terms(Lexicon.load(params.augment.lexicon))
@@ -46,9 +57,13 @@ def main() -> int:
     domain = {"terms": len(terms), "tokens_per_term_before": tokens_per_term(tokenizer, terms)}
     added = add_domain_tokens(tokenizer, terms) if params.tokenize.add_domain_tokens else {}
     domain.update(added=len(added), tokens_per_term_after=tokens_per_term(tokenizer, terms))
-    metrics = {"vocab_size": len(tokenizer), "max_length": params.train.max_length, "domain_tokens": domain,
-               "chat_template": bool(tokenizer.chat_template), "prompts": {"normalised": builder.config.normalise,
-                                                                           "grounded": builder.config.ground}}
+    metrics = {
+        "vocab_size": len(tokenizer),
+        "max_length": params.train.max_length,
+        "domain_tokens": domain,
+        "chat_template": bool(tokenizer.chat_template),
+        "prompts": {"normalised": builder.config.normalise, "grounded": builder.config.ground},
+    }
     splits = {}
     for name in SPLITS:
         columns, metrics[name] = encode_rows(tokenizer, rows[name], params.train.max_length)
@@ -58,8 +73,10 @@ def main() -> int:
         save_tokenizer(tokenizer, tmp / "tokenizer")
         save_domain_tokens(tokenizer, added, tmp / "tokenizer")
     write_json(METRICS, metrics)
-    print(f"tokenize: vocab {len(tokenizer)}, train tokens mean {metrics['train']['tokens_mean']}, "
-          f"truncated {sum(metrics[n]['truncated'] for n in SPLITS)}")
+    print(
+        f"tokenize: vocab {len(tokenizer)}, train tokens mean {metrics['train']['tokens_mean']}, "
+        f"truncated {sum(metrics[n]['truncated'] for n in SPLITS)}"
+    )
     return 0
 
 

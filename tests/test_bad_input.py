@@ -10,15 +10,29 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import copy_project, dvc, run_stage
 
 PARAMS = {  # params.yaml text edit -> the message of the one error line
-    "unknown key": (lambda p: p["split"].update(val_fractoin=0.1), "[split.val_fractoin]: unknown key (fix: did you mean 'split.val_fraction'?)"),
-    "wrong type": (lambda p: p["train"].update(learning_rate="fast"), "[train.learning_rate]: expected float, got 'fast'"),
-    "out of range": (lambda p: p["split"].update(test_fraction=0.9), "[split.test_fraction]: 0.9 is out of range (fix: allowed: 0.0 .. 0.5)"),
-    "bad choice": (lambda p: p["retrieval"].update(encoder="bm42"), "[retrieval.encoder]: 'bm42' is not allowed (fix: choose one of"),
-    "unknown task": (lambda p: p["train"].update(tasks=["diagnose", "triage"]), "[train.tasks[1]]: unknown task 'triage'"),
+    "unknown key": (
+        lambda p: p["split"].update(val_fractoin=0.1),
+        "[split.val_fractoin]: unknown key (fix: did you mean 'split.val_fraction'?)",
+    ),
+    "wrong type": (
+        lambda p: p["train"].update(learning_rate="fast"),
+        "[train.learning_rate]: expected float, got 'fast'",
+    ),
+    "out of range": (
+        lambda p: p["split"].update(test_fraction=0.9),
+        "[split.test_fraction]: 0.9 is out of range (fix: allowed: 0.0 .. 0.5)",
+    ),
+    "bad choice": (
+        lambda p: p["retrieval"].update(encoder="bm42"),
+        "[retrieval.encoder]: 'bm42' is not allowed (fix: choose one of",
+    ),
+    "unknown task": (
+        lambda p: p["train"].update(tasks=["diagnose", "triage"]),
+        "[train.tasks[1]]: unknown task 'triage'",
+    ),
     "not a mapping": (lambda p: p.update(model=["scratch"]), "[model]: expected a mapping"),
 }
 
@@ -48,13 +62,22 @@ def saved_model(tmp_path_factory):
     """A real (tiny, untrained) model folder as train saves it."""
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from medchat.tokenization import train_bpe_tokenizer
+    from medchat.model.tokenization import train_bpe_tokenizer
 
     folder = tmp_path_factory.mktemp("model") / "model"
     tokenizer = train_bpe_tokenizer(["I have a fever and chills.", "It sounds most like Malaria."] * 20, vocab_size=300)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=16, n_head=2, n_positions=64,
-                               bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-                               pad_token_id=tokenizer.pad_token_id)).save_pretrained(folder)
+    GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_layer=1,
+            n_embd=16,
+            n_head=2,
+            n_positions=64,
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ).save_pretrained(folder)
     assert isinstance(tokenizer, PreTrainedTokenizerFast)
     tokenizer.save_pretrained(folder)
     return folder
@@ -70,14 +93,23 @@ def _pickle_only(folder):
 
 MODEL_FOLDERS = {
     "config missing": (lambda f: (f / "config.json").unlink(), "not a trained model folder: config.json is missing"),
-    "weights missing": (lambda f: (f / "model.safetensors").unlink(), "not a trained model folder: model.safetensors is missing"),
+    "weights missing": (
+        lambda f: (f / "model.safetensors").unlink(),
+        "not a trained model folder: model.safetensors is missing",
+    ),
     "pickle-only weights": (_pickle_only, "not a trained model folder: model.safetensors is missing"),
-    "unknown architecture": (lambda f: (f / "config.json").write_text(json.dumps({"model_type": "not-a-model"})),
-                             "cannot load the model"),
-    "truncated weights": (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:100]),
-                          "cannot load the model"),
-    "tokenizer missing": (lambda f: [p.unlink() for p in f.glob("tokenizer*")],
-                          "not a trained model folder: tokenizer.json is missing"),
+    "unknown architecture": (
+        lambda f: (f / "config.json").write_text(json.dumps({"model_type": "not-a-model"})),
+        "cannot load the model",
+    ),
+    "truncated weights": (
+        lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:100]),
+        "cannot load the model",
+    ),
+    "tokenizer missing": (
+        lambda f: [p.unlink() for p in f.glob("tokenizer*")],
+        "not a trained model folder: tokenizer.json is missing",
+    ),
 }
 
 
@@ -89,8 +121,23 @@ def test_bad_model_folders_are_refused_with_one_line(case, saved_model, tmp_path
     corrupt(folder)
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text('{"id": 1, "text": "I have a rash"}\n')
-    result = subprocess.run([sys.executable, "-m", "medchat.cli", "batch", "--model", str(folder), "--input", str(source),
-                             "--output", str(out)], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medchat.cli",
+            "batch",
+            "--model",
+            str(folder),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("medchat: error: ") and message in lines[0]

@@ -5,13 +5,16 @@ import pytest
 from medchat.cli import main
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"id": 1, "text": "ok"}\n{"id": 2, "text": "x"\n', "in.jsonl:2: not valid JSON"),
-    ('{"id": 1, "text": "ok"}\n{"text": "no id"}\n', "in.jsonl:2: missing field 'id'"),
-    ('{"id": 1, "text": "  "}\n', "in.jsonl:1: 'text' must be a non-empty string"),
-    ('["a list"]\n', "in.jsonl:1: expected a JSON object"),
-    ("", "in.jsonl: input has no records"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"id": 1, "text": "ok"}\n{"id": 2, "text": "x"\n', "in.jsonl:2: not valid JSON"),
+        ('{"id": 1, "text": "ok"}\n{"text": "no id"}\n', "in.jsonl:2: missing field 'id'"),
+        ('{"id": 1, "text": "  "}\n', "in.jsonl:1: 'text' must be a non-empty string"),
+        ('["a list"]\n', "in.jsonl:1: expected a JSON object"),
+        ("", "in.jsonl: input has no records"),
+    ],
+)
 def test_bad_batch_input(tmp_path, capsys, content, message):
     source = tmp_path / "in.jsonl"
     source.write_text(content)

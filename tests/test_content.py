@@ -6,11 +6,11 @@ from collections import defaultdict
 
 import pytest
 import yaml
-
-from medchat import names
-from medchat.lexicon import Lexicon
-from medchat.medication import MedicationLexicon
 from conftest import ROOT, kaggle_dir
+
+from medchat.data import names
+from medchat.data.lexicon import Lexicon
+from medchat.data.medication import MedicationLexicon
 
 RAW = ROOT / "data" / "raw"
 REFERRAL = re.compile(r"\b(doctor|clinician|emergency|medical care|dermatologist|physiotherapist)\b", re.I)
@@ -61,7 +61,7 @@ def test_severity_weights_cover_every_symptom_once():
 
 
 def test_descriptions_and_precautions_are_ours_and_safe():
-    medication = MedicationLexicon.from_policy(ROOT / "data" / "policy.yaml")
+    medication = MedicationLexicon.from_rules(ROOT / "data" / "safety" / "rules.yaml")
     descriptions = dict(rows("symptom_Description.csv")[1:])
     precautions = {r[0]: r[1:] for r in rows("symptom_precaution.csv")[1:]}
     assert list(descriptions) == list(precautions) == list(names.DISEASES)

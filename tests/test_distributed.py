@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, run_stage, set_params
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -26,13 +25,29 @@ def train_losses(output: str) -> list[float]:
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this Python")
 def test_two_cpu_processes_follow_the_single_process_loss_curve(workdir):
     tiny = yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text())
-    set_params(workdir, {**tiny, "train": {**tiny["train"], "load_best_model_at_end": False,
-                                           "early_stopping_patience": 0, "per_device_train_batch_size": 16}})
+    set_params(
+        workdir,
+        {
+            **tiny,
+            "train": {
+                **tiny["train"],
+                "load_best_model_at_end": False,
+                "early_stopping_patience": 0,
+                "per_device_train_batch_size": 16,
+            },
+        },
+    )
     for stage in ("clean", "augment", "split", "index", "tokenize_data"):
         run_stage(stage, workdir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", str(ROOT / "stages" / "train.py")], cwd=workdir,
-                         env=env, capture_output=True, text=True, timeout=600)
+    ddp = subprocess.run(
+        [str(TORCHRUN), "--nproc_per_node", "2", str(ROOT / "stages" / "train.py")],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert ddp.stdout.count("train: eval_loss") == 1  # rank 0 reports; rank 1 writes nothing
     assert (workdir / "models" / "train" / "model.safetensors").exists()

@@ -4,14 +4,24 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from medchat.drafting import DraftStats, ReplyDrafter, load_drafts, save_drafts, speculative_generate
-from medchat.inference import ChatModel
-from medchat.tokenization import prompt_ids, reply_ids, train_bpe_tokenizer
+from medchat.inference.chat_model import ChatModel
+from medchat.inference.drafting import DraftStats, ReplyDrafter, load_drafts, save_drafts, speculative_generate
+from medchat.model.tokenization import prompt_ids, reply_ids, train_bpe_tokenizer
 
-REPLIES = ["It sounds most like Malaria. Rest and drink fluids.", "It sounds most like Heart attack. Call emergency services now.",
-           "It sounds most like GERD. Avoid lying down after meals.", "It sounds most like Common Cold. Rest."]
-USERS = ["I have a fever and chills.", "My chest hurts.", "Hi", "I have a fever and chills and my chest hurts a lot.",
-         "burning after meals", "sneezing and a runny nose for two days now"]
+REPLIES = [
+    "It sounds most like Malaria. Rest and drink fluids.",
+    "It sounds most like Heart attack. Call emergency services now.",
+    "It sounds most like GERD. Avoid lying down after meals.",
+    "It sounds most like Common Cold. Rest.",
+]
+USERS = [
+    "I have a fever and chills.",
+    "My chest hurts.",
+    "Hi",
+    "I have a fever and chills and my chest hurts a lot.",
+    "burning after meals",
+    "sneezing and a runny nose for two days now",
+]
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +29,16 @@ def chat():
     """A tiny model taught (a few seconds) to answer each user text with one of REPLIES, as the chatbot does."""
     tokenizer = train_bpe_tokenizer(REPLIES * 10 + USERS * 10, vocab_size=300)
     torch.manual_seed(3)
-    config = GPT2Config(vocab_size=len(tokenizer), n_layer=2, n_embd=48, n_head=2, n_positions=96,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_layer=2,
+        n_embd=48,
+        n_head=2,
+        n_positions=96,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
     model = GPT2LMHeadModel(config)
     examples = []
     for i, user in enumerate(USERS):
@@ -37,10 +55,10 @@ def chat():
 
 def test_proposes_what_followed_the_longest_matching_suffix():
     drafter = ReplyDrafter([[1, 2, 3, 4, 5], [9, 2, 3, 7, 8]], max_ngram=3)
-    assert drafter.propose([9, 2, 3], 5) == [7, 8]      # the 3-gram picks the second sequence
-    assert drafter.propose([0, 2, 3], 5) == [4, 5]      # only the 2-gram matches: first occurrence
-    assert drafter.propose([5, 1, 2], 2) == [3, 4]      # at most `limit` tokens
-    assert drafter.propose([6], 5) == []                # nothing to look up
+    assert drafter.propose([9, 2, 3], 5) == [7, 8]  # the 3-gram picks the second sequence
+    assert drafter.propose([0, 2, 3], 5) == [4, 5]  # only the 2-gram matches: first occurrence
+    assert drafter.propose([5, 1, 2], 2) == [3, 4]  # at most `limit` tokens
+    assert drafter.propose([6], 5) == []  # nothing to look up
     assert drafter.propose([3], 0) == []
 
 
@@ -62,15 +80,21 @@ def test_good_drafts_save_forward_passes_and_budgets_hold(chat):
     for budget in (1, 7, 40):
         stats = DraftStats()
         rows = speculative_generate(chat.model, ids, mask, budget, drafter, chat.tokenizer.eos_token_id, stats=stats)
-        library = chat.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=budget, do_sample=False,
-                                      pad_token_id=chat.tokenizer.pad_token_id, eos_token_id=chat.tokenizer.eos_token_id)
-        for row, want in zip(rows, library[:, ids.shape[1]:].tolist()):
+        library = chat.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=budget,
+            do_sample=False,
+            pad_token_id=chat.tokenizer.pad_token_id,
+            eos_token_id=chat.tokenizer.eos_token_id,
+        )
+        for row, want in zip(rows, library[:, ids.shape[1] :].tolist()):
             assert len(row) <= budget
-            assert row == want[:len(row)]                       # the library pads finished rows after EOS
+            assert row == want[: len(row)]  # the library pads finished rows after EOS
             assert row[-1] == chat.tokenizer.eos_token_id or len(row) == budget
         if budget == 40:
             longest = max(map(len, rows))
-            assert stats.accepted > 0 and stats.passes < longest / 2   # several tokens confirmed per pass
+            assert stats.accepted > 0 and stats.passes < longest / 2  # several tokens confirmed per pass
 
 
 def test_drafts_file_round_trip(tmp_path):

@@ -6,26 +6,45 @@ import pytest
 
 from medchat.cli import main
 from medchat.errors import InputError
-from medchat.experiments import experiment_records, folds_table, lookup, summarize_folds
+from medchat.ops.experiments import experiment_records, folds_table, lookup, summarize_folds
 
 ACCURACY = "metrics/evaluate.json:train.full.accuracy"
 
 
 def experiment(name, folds, fold, accuracy):
     """One experiment as `dvc exp show --json` (DVC 3) nests it."""
-    return {"revs": [{"rev": name * 8, "name": name, "data": {
-        "params": {"params.yaml": {"data": {"split": {"folds": folds, "fold": fold}, "seed": 42}}},
-        "metrics": {"metrics/evaluate.json": {"data": {"train": {"full": {"accuracy": accuracy}}}}}}}],
-        "executor": None, "name": name}
+    return {
+        "revs": [
+            {
+                "rev": name * 8,
+                "name": name,
+                "data": {
+                    "params": {"params.yaml": {"data": {"split": {"folds": folds, "fold": fold}, "seed": 42}}},
+                    "metrics": {"metrics/evaluate.json": {"data": {"train": {"full": {"accuracy": accuracy}}}}},
+                },
+            }
+        ],
+        "executor": None,
+        "name": name,
+    }
 
 
-SHOWN = [{"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None},
-         {"rev": "abc", "name": "main", "data": {}, "error": None, "experiments": [
-             experiment("f0-new", 3, 0, 0.90),  # newest first: it wins over f0-old
-             experiment("f0-old", 3, 0, 0.10),
-             experiment("f1", 3, 1, 0.80),
-             experiment("f2", 3, 2, 0.70),
-             experiment("plain", 0, 0, 0.99)]}]  # not cross-validation
+SHOWN = [
+    {"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None},
+    {
+        "rev": "abc",
+        "name": "main",
+        "data": {},
+        "error": None,
+        "experiments": [
+            experiment("f0-new", 3, 0, 0.90),  # newest first: it wins over f0-old
+            experiment("f0-old", 3, 0, 0.10),
+            experiment("f1", 3, 1, 0.80),
+            experiment("f2", 3, 2, 0.70),
+            experiment("plain", 0, 0, 0.99),
+        ],
+    },
+]  # not cross-validation
 
 
 def test_folds_mean_and_std_use_each_fold_once():
@@ -59,33 +78,70 @@ def test_cli_reads_exported_json(tmp_path, capsys):
 
 
 def shipped_metrics(shipped, reply, fusion, accuracy, per_term):
-    return {"metrics/evaluate.json": {"shipped": shipped, shipped: {
-                "freetext": {"lm_generated": {"top1": reply}, "lm": {"top1": 0.5, "top3": 0.7},
-                             "ensemble": {"top1": fusion, "top3": 0.9}},
-                "full": {"accuracy": accuracy}, "partial": {"accuracy": 0.4}}},
-            "metrics/tokenize.json": {"domain_tokens": {"tokens_per_term_after": per_term}}}
+    return {
+        "metrics/evaluate.json": {
+            "shipped": shipped,
+            shipped: {
+                "freetext": {
+                    "lm_generated": {"top1": reply},
+                    "lm": {"top1": 0.5, "top3": 0.7},
+                    "ensemble": {"top1": fusion, "top3": 0.9},
+                },
+                "full": {"accuracy": accuracy},
+                "partial": {"accuracy": 0.4},
+            },
+        },
+        "metrics/tokenize.json": {"domain_tokens": {"tokens_per_term_after": per_term}},
+    }
 
 
 def test_ablation_rows_read_each_configuration_from_its_experiment():
-    from medchat.experiments import STUDIES, ablation_rows
-    from medchat.report import ablation_section, multitask_section
+    from medchat.eval.report import ablation_section, multitask_section
+    from medchat.ops.experiments import STUDIES, ablation_rows
 
     parts = STUDIES["parts"]
     names = {config: f"abl-{config}" for config, _, _ in parts.configs}
-    shown = [{"rev": "abc", "name": "main", "data": {}, "experiments": [
-        {"name": names[config], "revs": [{"name": names[config], "data": {
-            "params": {"params.yaml": {"data": {}}},
-            "metrics": {path: {"data": data} for path, data in
-                        shipped_metrics("finetune", 0.1 * (i + 3), 0.8 + 0.05 * i, 0.9, 1.0 + i).items()}}}]}
-        for i, (config, _, _) in enumerate(parts.configs)]}]
+    shown = [
+        {
+            "rev": "abc",
+            "name": "main",
+            "data": {},
+            "experiments": [
+                {
+                    "name": names[config],
+                    "revs": [
+                        {
+                            "name": names[config],
+                            "data": {
+                                "params": {"params.yaml": {"data": {}}},
+                                "metrics": {
+                                    path: {"data": data}
+                                    for path, data in shipped_metrics(
+                                        "finetune", 0.1 * (i + 3), 0.8 + 0.05 * i, 0.9, 1.0 + i
+                                    ).items()
+                                },
+                            },
+                        }
+                    ],
+                }
+                for i, (config, _, _) in enumerate(parts.configs)
+            ],
+        }
+    ]
     rows = ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6), names, parts)
     assert [r["config"] for r in rows] == ["default"] + [c for c, _, _ in parts.configs]
     assert rows[0]["model"] == "train" and rows[0]["ensemble_top1"] == 0.75 and rows[0]["tokens_per_term"] == 3.6
     rag = next(r for r in rows if r["config"] == "rag")
     assert rag["model"] == "finetune" and rag["params"] == {"retrieval.enabled": True}
     assert rag["ensemble_top1"] == pytest.approx(0.85)
-    results = {"retriever": {"ablation": {"tfidf_labels": {"top1": 0.6, "top3": 0.8, "n": 5},
-                                          "tfidf_lexicon": {"top1": 0.88, "top3": 0.95, "n": 5}}}}
+    results = {
+        "retriever": {
+            "ablation": {
+                "tfidf_labels": {"top1": 0.6, "top3": 0.8, "n": 5},
+                "tfidf_lexicon": {"top1": 0.88, "top3": 0.95, "n": 5},
+            }
+        }
+    }
     ablation = {"commit": "abc1234", "studies": {"parts": rows}}
     section = ablation_section(results, ablation)
     assert "| retriever: TF-IDF over the clinical symptom labels only | 0.6 | 0.8 |" in section
@@ -94,23 +150,42 @@ def test_ablation_rows_read_each_configuration_from_its_experiment():
     assert "dense rows need the `dense` extra" in section  # no minilm row: says how to get it
     assert multitask_section(ablation) == ""  # no multitask study yet: no section
     with pytest.raises(InputError, match="abl-rag-x"):
-        ablation_rows(experiment_records(shown), shipped_metrics("train", 0.2, 0.75, 0.97, 3.6),
-                      {**names, "rag": "abl-rag-x"}, parts)
+        ablation_rows(
+            experiment_records(shown),
+            shipped_metrics("train", 0.2, 0.75, 0.97, 3.6),
+            {**names, "rag": "abl-rag-x"},
+            parts,
+        )
 
 
 def test_multitask_study_reads_the_train_model():
-    from medchat.experiments import STUDIES, ablation_rows
-    from medchat.report import multitask_section
+    from medchat.eval.report import multitask_section
+    from medchat.ops.experiments import STUDIES, ablation_rows
 
     study = STUDIES["multitask"]
     metrics = shipped_metrics("finetune", 0.1, 0.7, 0.5, 1.0)  # shipped finetune, but the study reads train
-    metrics["metrics/evaluate.json"]["train"] = {"full": {"accuracy": 0.97}, "safety": {"guard_off": {"escalation_recall": 0.5}}}
+    metrics["metrics/evaluate.json"]["train"] = {
+        "full": {"accuracy": 0.97},
+        "safety": {"guard_off": {"escalation_recall": 0.5}},
+    }
     metrics["metrics/train.json"] = {"eval_loss": 0.12}
     names = {config: config for config, _, _ in study.configs}
-    shown = [{"rev": "abc", "experiments": [{"name": n, "revs": [{"name": n, "data": {
-        "metrics": {path: {"data": data} for path, data in metrics.items()}}}]} for n in names]}]
+    shown = [
+        {
+            "rev": "abc",
+            "experiments": [
+                {
+                    "name": n,
+                    "revs": [
+                        {"name": n, "data": {"metrics": {path: {"data": data} for path, data in metrics.items()}}}
+                    ],
+                }
+                for n in names
+            ],
+        }
+    ]
     rows = ablation_rows(experiment_records(shown), metrics, names, study)
-    assert [r["model"] for r in rows] == ["train"] * 3
+    assert [r["model"] for r in rows] == ["train"] * 2  # the default mix and diagnose-only
     assert rows[1]["params"] == {"train.tasks": ["diagnose"]} and rows[0]["full_accuracy"] == 0.97
     table = multitask_section({"commit": "c0ffee", "studies": {"multitask": rows}})
     assert "| diagnose-only: train on diagnose alone | 0.97 | – | – | – | 0.5 | – | – | 0.12 |" in table

@@ -3,20 +3,24 @@
 import json
 
 import pytest
-
 from conftest import ROOT, run_stage, set_params
-from medchat.feedback import append_feedback, corrections, feedback_record, parse_rating
-from medchat.safety import Policy
-from medchat.splitting import SplitConfig, assign_groups
+
+from medchat.data.feedback import append_feedback, corrections, feedback_record, parse_rating
+from medchat.data.splitting import SplitConfig, assign_groups
+from medchat.safety.rules import SafetyRules
 
 
 @pytest.fixture(scope="module")
-def policy():
-    return Policy.load(ROOT / "data" / "policy.yaml")
+def rules():
+    return SafetyRules.load(ROOT / "data" / "safety" / "rules.yaml")
 
 
-GOOD = {"text": "my skin is itchy with red patches", "reply": "It sounds most like Psoriasis.", "rating": 2,
-        "correction": "It sounds most like Fungal infection. Keep the skin clean and dry."}
+GOOD = {
+    "text": "my skin is itchy with red patches",
+    "reply": "It sounds most like Psoriasis.",
+    "rating": 2,
+    "correction": "It sounds most like Fungal infection. Keep the skin clean and dry.",
+}
 
 
 def feedback_file(path, lines):
@@ -24,30 +28,37 @@ def feedback_file(path, lines):
     return path
 
 
-def test_sound_corrections_become_examples_and_bad_lines_are_reported(tmp_path, policy):
-    path = feedback_file(tmp_path / "feedback.jsonl", [
-        GOOD,
-        '{"text": "cut off',                                                       # 2: not JSON
-        {**GOOD, "text": "  "},                                                    # 3: no text
-        {**GOOD, "text": "fever and chills", "rating": 7},                         # 4: rating out of range
-        {**GOOD, "text": "fever and chills", "rating": "5"},                       # 5: rating not a number
-        {**GOOD, "text": "just rating it", "correction": ""},                      # 6: nothing to learn
-        {**GOOD, "text": "headache", "correction": "Take 400 mg of ibuprofen."},   # 7: a medicine and a dose
-        {**GOOD, "correction": "It sounds most like Acne."},                       # 8: repeats line 1's message
-        "",                                                                        # blank: ignored
-        ["not", "an", "object"],                                                   # 10
-        {**GOOD, "text": "burning when I pee", "rating": 1,
-         "correction": f"It sounds most like Urinary tract infection. {policy.referral}"},
-    ])
-    examples, skipped = corrections(path, policy)
+def test_sound_corrections_become_examples_and_bad_lines_are_reported(tmp_path, rules):
+    path = feedback_file(
+        tmp_path / "feedback.jsonl",
+        [
+            GOOD,
+            '{"text": "cut off',  # 2: not JSON
+            {**GOOD, "text": "  "},  # 3: no text
+            {**GOOD, "text": "fever and chills", "rating": 7},  # 4: rating out of range
+            {**GOOD, "text": "fever and chills", "rating": "5"},  # 5: rating not a number
+            {**GOOD, "text": "just rating it", "correction": ""},  # 6: nothing to learn
+            {**GOOD, "text": "headache", "correction": "Take 400 mg of ibuprofen."},  # 7: a medicine and a dose
+            {**GOOD, "correction": "It sounds most like Acne."},  # 8: repeats line 1's message
+            "",  # blank: ignored
+            ["not", "an", "object"],  # 10
+            {
+                **GOOD,
+                "text": "burning when I pee",
+                "rating": 1,
+                "correction": f"It sounds most like Urinary tract infection. {rules.referral}",
+            },
+        ],
+    )
+    examples, skipped = corrections(path, rules)
     assert [s.line for s in skipped] == [2, 3, 4, 5, 6, 7, 8, 10]
     assert "medicine or dose" in skipped[5].reason and "rating" in skipped[2].reason and "JSON" in skipped[0].reason
     assert [e.user for e in examples] == [GOOD["text"], "burning when I pee"]
     first, second = examples
     assert first.task == "feedback" and first.disease == "Fungal infection" and first.group.startswith("feedback|")
-    assert first.reply == f"{GOOD['correction']} {policy.referral}"  # the referral every reply carries is added
-    assert second.reply.count(policy.referral) == 1  # ... once
-    assert all(policy.leaks(e.reply) == [] for e in examples)
+    assert first.reply == f"{GOOD['correction']} {rules.referral}"  # the referral every reply carries is added
+    assert second.reply.count(rules.referral) == 1  # ... once
+    assert all(rules.leaks(e.reply) == [] for e in examples)
 
 
 def test_chat_appends_one_line_per_rating(tmp_path):
@@ -72,11 +83,13 @@ def test_feedback_stays_in_train_and_leaves_other_splits_alone():
     assert {s for g, s in after.items() if g.startswith("feedback")} == {"train"}
 
 
-def test_augment_stage_trains_on_corrections_and_names_skipped_lines(workdir, policy):
+def test_augment_stage_trains_on_corrections_and_names_skipped_lines(workdir, rules):
     for stage in ("clean", "augment"):
         run_stage(stage, workdir)
     plain = (workdir / "data" / "augmented" / "examples.jsonl").read_text().splitlines()
-    feedback_file(workdir / "data" / "feedback.jsonl", [GOOD, {**GOOD, "text": "x", "correction": "Take 2 tablets of aspirin."}])
+    feedback_file(
+        workdir / "data" / "feedback.jsonl", [GOOD, {**GOOD, "text": "x", "correction": "Take 2 tablets of aspirin."}]
+    )
     result = run_stage("augment", workdir)
     assert "data/feedback.jsonl line 2 skipped: the correction names a medicine or dose" in result.stderr
     rows = [json.loads(line) for line in (workdir / "data" / "augmented" / "examples.jsonl").read_text().splitlines()]

@@ -4,20 +4,28 @@ import math
 
 import pytest
 
-from medchat.inference import ChatModel
-from medchat.scoring import parse_disease
+from medchat.data.names import parse_disease
+from medchat.inference.chat_model import ChatModel
 
 
 def test_batched_left_padded_generation_equals_one_at_a_time(chat):
-    users = ["I have a fever and chills.", "My chest hurts.", "Hi", "I have a fever and chills and my chest hurts a lot."]
+    users = [
+        "I have a fever and chills.",
+        "My chest hurts.",
+        "Hi",
+        "I have a fever and chills and my chest hurts a lot.",
+    ]
     batched = chat.generate(users).replies
     single = ChatModel(chat.model, chat.tokenizer, max_new_tokens=12, batch_size=1).generate(users).replies
     assert batched == single
 
 
 def test_batched_scoring_equals_one_pair_at_a_time(chat):
-    pairs = [("Hi", "It sounds most like GERD."), ("I have a fever and chills and my chest hurts a lot.", "It sounds most like Malaria."),
-             ("My chest hurts.", "It sounds most like Heart attack.")]
+    pairs = [
+        ("Hi", "It sounds most like GERD."),
+        ("I have a fever and chills and my chest hurts a lot.", "It sounds most like Malaria."),
+        ("My chest hurts.", "It sounds most like Heart attack."),
+    ]
     batched = chat.sequence_logprobs(pairs)
     single = [chat.sequence_logprobs([pair])[0] for pair in pairs]  # no padding at all
     for (got, n_got), (want, n_want) in zip(batched, single):

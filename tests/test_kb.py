@@ -4,16 +4,16 @@ import json
 import shutil
 
 import pytest
-
-from medchat import names
-from medchat.kb import load_tidy, read_kb, write_tidy
-from medchat.medication import MedicationLexicon
 from conftest import ROOT, kaggle_dir, run_stage, set_params
+
+from medchat.data import names
+from medchat.data.kb import load_tidy, read_kb, write_tidy
+from medchat.data.medication import MedicationLexicon
 
 
 @pytest.fixture(scope="module")
 def medication():
-    return MedicationLexicon.from_policy(ROOT / "data" / "policy.yaml")
+    return MedicationLexicon.from_rules(ROOT / "data" / "safety" / "rules.yaml")
 
 
 def test_embedded_kb_is_complete_and_clean(medication):
@@ -63,6 +63,7 @@ def test_tidy_round_trip(tmp_path, medication):
 
 # --- bad input: one clear error line, non-zero exit, nothing written --------------------------------
 
+
 def _edit(path, transform):
     path.write_text(transform(path.read_text(encoding="utf-8")), encoding="utf-8")
 
@@ -73,29 +74,59 @@ def _replace(old, new):
 
 BAD_INPUT = {
     "missing file": (lambda raw: (raw / "dataset.csv").unlink(), "dataset.csv: file not found"),
-    "missing severity file": (lambda raw: (raw / "Symptom-severity.csv").unlink(), "Symptom-severity.csv: file not found"),
-    "empty file": (lambda raw: (raw / "symptom_Description.csv").write_text(""), "symptom_Description.csv: file is empty"),
-    "renamed column": (lambda raw: _edit(raw / "dataset.csv", _replace("Disease,", "Illness,")),
-                       "dataset.csv:1: column 1 of the header is 'Illness', expected 'Disease'"),
-    "missing column": (lambda raw: _edit(raw / "symptom_precaution.csv", _replace(",Precaution_4", "")),
-                       "symptom_precaution.csv:1: column 5 of the header is nothing, expected 'Precaution_4'"),
-    "non-utf8 bytes": (lambda raw: (raw / "dataset.csv").write_bytes(
-        (raw / "dataset.csv").read_bytes().replace(b"Malaria", b"Mal\xe9ria", 1)), "is not valid UTF-8"),
-    "unknown disease in side file": (lambda raw: _edit(raw / "symptom_Description.csv", _replace("\nAllergy,", "\nFlu,")),
-                                     "symptom_Description.csv:3: unknown disease 'Flu'"),
-    "unknown symptom": (lambda raw: _edit(raw / "dataset.csv", _replace("skin_rash", "skin_rashh")),
-                        "dataset.csv:2: unknown symptom 'skin_rashh'"),
-    "symptom without severity": (lambda raw: _edit(raw / "Symptom-severity.csv", _replace("\nitching,1", "")),
-                                 "symptom 'itching' has no weight in the severity table"),
-    "weight not a number": (lambda raw: _edit(raw / "Symptom-severity.csv", _replace("\nitching,1", "\nitching,high")),
-                            "weight 'high' for 'itching' is not a whole number"),
-    "disease without description": (lambda raw: _edit(raw / "symptom_Description.csv",
-                                                      lambda t: "\n".join(l for l in t.split("\n") if not l.startswith("Malaria,"))),
-                                    "disease 'Malaria' from dataset.csv has no entry here"),
-    "one set, two diseases": (lambda raw: _edit(raw / "dataset.csv", lambda t: t + "Allergy,itching,skin_rash,nodal_skin_eruptions\n"),
-                              "labelled 'Allergy' here and 'Fungal infection'"),
-    "too many columns": (lambda raw: _edit(raw / "dataset.csv", lambda t: t + "Malaria,chills" + ",x" * 20 + "\n"),
-                         "columns, expected at most 18"),
+    "missing severity file": (
+        lambda raw: (raw / "Symptom-severity.csv").unlink(),
+        "Symptom-severity.csv: file not found",
+    ),
+    "empty file": (
+        lambda raw: (raw / "symptom_Description.csv").write_text(""),
+        "symptom_Description.csv: file is empty",
+    ),
+    "renamed column": (
+        lambda raw: _edit(raw / "dataset.csv", _replace("Disease,", "Illness,")),
+        "dataset.csv:1: column 1 of the header is 'Illness', expected 'Disease'",
+    ),
+    "missing column": (
+        lambda raw: _edit(raw / "symptom_precaution.csv", _replace(",Precaution_4", "")),
+        "symptom_precaution.csv:1: column 5 of the header is nothing, expected 'Precaution_4'",
+    ),
+    "non-utf8 bytes": (
+        lambda raw: (raw / "dataset.csv").write_bytes(
+            (raw / "dataset.csv").read_bytes().replace(b"Malaria", b"Mal\xe9ria", 1)
+        ),
+        "is not valid UTF-8",
+    ),
+    "unknown disease in side file": (
+        lambda raw: _edit(raw / "symptom_Description.csv", _replace("\nAllergy,", "\nFlu,")),
+        "symptom_Description.csv:3: unknown disease 'Flu'",
+    ),
+    "unknown symptom": (
+        lambda raw: _edit(raw / "dataset.csv", _replace("skin_rash", "skin_rashh")),
+        "dataset.csv:2: unknown symptom 'skin_rashh'",
+    ),
+    "symptom without severity": (
+        lambda raw: _edit(raw / "Symptom-severity.csv", _replace("\nitching,1", "")),
+        "symptom 'itching' has no weight in the severity table",
+    ),
+    "weight not a number": (
+        lambda raw: _edit(raw / "Symptom-severity.csv", _replace("\nitching,1", "\nitching,high")),
+        "weight 'high' for 'itching' is not a whole number",
+    ),
+    "disease without description": (
+        lambda raw: _edit(
+            raw / "symptom_Description.csv",
+            lambda t: "\n".join(row for row in t.split("\n") if not row.startswith("Malaria,")),
+        ),
+        "disease 'Malaria' from dataset.csv has no entry here",
+    ),
+    "one set, two diseases": (
+        lambda raw: _edit(raw / "dataset.csv", lambda t: t + "Allergy,itching,skin_rash,nodal_skin_eruptions\n"),
+        "labelled 'Allergy' here and 'Fungal infection'",
+    ),
+    "too many columns": (
+        lambda raw: _edit(raw / "dataset.csv", lambda t: t + "Malaria,chills" + ",x" * 20 + "\n"),
+        "columns, expected at most 18",
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-from medchat import names
+from medchat.data import names
 
 
 def test_vocabulary_sizes_and_uniqueness():
@@ -14,10 +14,14 @@ def test_every_alias_points_to_a_canonical_name():
 
 def test_published_disease_spellings_map_to_canonical():
     published = {
-        "Peptic ulcer diseae": "Peptic ulcer disease", "Diabetes ": "Diabetes", "Hypertension ": "Hypertension",
+        "Peptic ulcer diseae": "Peptic ulcer disease",
+        "Diabetes ": "Diabetes",
+        "Hypertension ": "Hypertension",
         "Dimorphic hemmorhoids(piles)": "Dimorphic hemorrhoids (piles)",
-        "Dimorphic hemorrhoids(piles)": "Dimorphic hemorrhoids (piles)", "Osteoarthristis": "Osteoarthritis",
-        "(vertigo) Paroymsal  Positional Vertigo": "Paroxysmal Positional Vertigo", "hepatitis A": "Hepatitis A",
+        "Dimorphic hemorrhoids(piles)": "Dimorphic hemorrhoids (piles)",
+        "Osteoarthristis": "Osteoarthritis",
+        "(vertigo) Paroymsal  Positional Vertigo": "Paroxysmal Positional Vertigo",
+        "hepatitis A": "Hepatitis A",
         " Fungal infection": "Fungal infection",
     }
     for raw, canonical in published.items():
@@ -26,9 +30,12 @@ def test_published_disease_spellings_map_to_canonical():
 
 def test_published_symptom_spellings_map_to_canonical():
     published = {
-        " dischromic _patches": "dischromic_patches", " spotting_ urination": "spotting_urination",
-        " foul_smell_of urine": "foul_smell_of_urine", "foul_smell_ofurine": "foul_smell_of_urine",
-        " Skin_Rash ": "skin_rash", "itching": "itching",
+        " dischromic _patches": "dischromic_patches",
+        " spotting_ urination": "spotting_urination",
+        " foul_smell_of urine": "foul_smell_of_urine",
+        "foul_smell_ofurine": "foul_smell_of_urine",
+        " Skin_Rash ": "skin_rash",
+        "itching": "itching",
     }
     for raw, canonical in published.items():
         assert names.canonical_symptom(raw) == canonical, raw

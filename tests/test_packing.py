@@ -6,14 +6,18 @@ import pytest
 import torch
 from transformers import DataCollatorForSeq2Seq, GPT2Config, GPT2LMHeadModel
 
-from medchat.packing import LossPositionsOnly, PackingCollator, pack_rows, padding_efficiency
-from medchat.tokenization import IGNORE_INDEX, encode, train_bpe_tokenizer
+from medchat.model.tokenization import IGNORE_INDEX, encode, train_bpe_tokenizer
+from medchat.training.packing import LossPositionsOnly, PackingCollator, pack_rows, padding_efficiency
 
-CORPUS = [("I have a fever, chills and sweating every other night.", "It sounds most like Malaria. See a doctor."),
-          ("Itchy skin.", "It sounds most like Fungal infection."),
-          ("I have heartburn after meals and a sour taste in my mouth when I lie down at night.",
-           "It sounds most like GERD. Eat smaller meals, and see a clinician if it persists."),
-          ("Yellow eyes, dark urine.", "It sounds most like Hepatitis E. Please see a doctor soon.")] * 3
+CORPUS = [
+    ("I have a fever, chills and sweating every other night.", "It sounds most like Malaria. See a doctor."),
+    ("Itchy skin.", "It sounds most like Fungal infection."),
+    (
+        "I have heartburn after meals and a sour taste in my mouth when I lie down at night.",
+        "It sounds most like GERD. Eat smaller meals, and see a clinician if it persists.",
+    ),
+    ("Yellow eyes, dark urine.", "It sounds most like Hepatitis E. Please see a doctor soon."),
+] * 3
 
 
 def test_pack_rows_respects_capacity_and_places_each_example_once():
@@ -48,7 +52,8 @@ def test_packed_batch_gives_the_same_loss_and_logits_as_unpacked_examples(encode
     config.use_cache = False  # as the Trainer sets it (TrainingArguments.use_cache): packing needs no KV cache
     model = GPT2LMHeadModel(config).eval()
     padded = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)(
-        [dict(r) for r in rows])
+        [dict(r) for r in rows]
+    )
     packed = PackingCollator(tokenizer.pad_token_id, capacity=64)([dict(r) for r in rows])
     assert packed["input_ids"].shape[0] < len(rows)  # several examples do share rows
     # same loss-bearing tokens (the first token of each example is a masked prompt token anyway)
@@ -73,6 +78,7 @@ def test_packed_batch_gives_the_same_loss_and_logits_as_unpacked_examples(encode
             checked += 1
     assert checked == len(rows)
 
+
 def test_packing_collator_masks_padding_and_resets_positions(encoded):
     tokenizer, rows = encoded
     batch = PackingCollator(tokenizer.pad_token_id, capacity=64)([dict(r) for r in rows])
@@ -93,8 +99,11 @@ def test_logits_only_at_loss_positions_give_the_same_loss_and_gradients(encoded,
     model = GPT2LMHeadModel(config)
     model.config.attn_pdrop = model.config.resid_pdrop = model.config.embd_pdrop = 0.0
     model.eval()
-    collate = (PackingCollator(tokenizer.pad_token_id, capacity=64) if packing
-               else DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX))
+    collate = (
+        PackingCollator(tokenizer.pad_token_id, capacity=64)
+        if packing
+        else DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+    )
     full = collate([dict(r) for r in rows])
     lean = LossPositionsOnly(collate)([dict(r) for r in rows])
     assert lean["logits_to_keep"].sum() == (full["labels"] != IGNORE_INDEX).sum() == len(lean["shift_labels"])

@@ -8,9 +8,9 @@ import time
 
 import pytest
 import yaml
-
 from conftest import NO_NETWORK, ROOT, copy_project, dvc, dvc_detached, dvc_env
-from medchat.experiments import experiment_records
+
+from medchat.ops.experiments import experiment_records
 from medchat.params import merge
 
 pytestmark = pytest.mark.slow
@@ -20,21 +20,30 @@ STAGES = ("clean", "augment", "split", "tokenize", "train", "finetune", "evaluat
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     path = copy_project(tmp_path_factory.mktemp("e2e") / "project")
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
-                   yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text()))
+    params = merge(
+        yaml.safe_load((ROOT / "params.yaml").read_text()),
+        yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text()),
+    )
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    started = time.perf_counter()
     # the offline guarantee: no HF_HUB_OFFLINE and no network, yet the default pipeline runs (it never asks)
-    dvc("repro", cwd=path, env={**NO_NETWORK, "HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None,
-                                "HF_DATASETS_OFFLINE": None, "HF_HOME": str(path.parent / "hf-home")})
-    elapsed = time.perf_counter() - started
-    assert elapsed < 180, f"tiny dvc repro took {elapsed:.0f}s"
+    dvc(
+        "repro",
+        cwd=path,
+        env={
+            **NO_NETWORK,
+            "HF_HUB_OFFLINE": None,
+            "TRANSFORMERS_OFFLINE": None,
+            "HF_DATASETS_OFFLINE": None,
+            "HF_HOME": str(path.parent / "hf-home"),
+        },
+    )
     return path
 
 
 def test_every_stage_ran_and_dvc_is_clean(project):
     for name in ("clean", "augment", "split", "index", "triage", "tokenize", "train", "finetune", "evaluate"):
         assert (project / "metrics" / f"{name}.json").exists(), name
+    assert (project / "models" / "chatbot").is_dir()  # the package stage
     assert "up to date" in dvc("status", cwd=project).stdout
     for model in ("train", "finetune", "chatbot"):
         files = {p.name for p in (project / "models" / model).iterdir()}
@@ -42,12 +51,15 @@ def test_every_stage_ran_and_dvc_is_clean(project):
         assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
     assert (project / "models" / "chatbot" / "README.md").read_text().count("Safety notice") == 1
     assert json.loads((project / "models" / "chatbot" / "medchat.json").read_text()) == {"guard": True}
-    assert (project / "models" / "chatbot" / "policy.yaml").exists()
+    assert (project / "models" / "chatbot" / "safety_rules.yaml").read_bytes() == (
+        ROOT / "data/safety/rules.yaml"
+    ).read_bytes()
+    assert not (project / "models" / "chatbot" / "training.yaml").exists()  # training text never ships
     assert {"triage.json", "triage.npz"} <= {p.name for p in (project / "models" / "chatbot").iterdir()}
 
 
 def test_packaged_chatbot_drafts_from_the_training_replies(project):
-    from medchat.inference import ChatModel
+    from medchat.inference.chat_model import ChatModel
 
     chatbot = project / "models" / "chatbot"
     train = [json.loads(line) for line in (project / "data" / "split" / "train.jsonl").read_text().splitlines()]
@@ -63,7 +75,7 @@ def test_metrics_and_report(project):
     results = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert set(results) == {"baseline", "train", "finetune", "retriever", "shipped", "test_examples"}
     ablation = results["retriever"]["ablation"]
-    assert set(ablation) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_normaliser"}  # tiny: dense_ablation off
+    assert set(ablation) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_normaliser"}
     assert ablation["tfidf_lexicon"]["top1"] == results["retriever"]["freetext"]["raw"]["top1"]  # the default index
     assert set(results["retriever"]["test"]) == {"recall@1", "recall@3", "recall@5", "n"}
     assert results["retriever"]["freetext"]["raw"]["n"] == 246 and results["retriever"]["freetext"]["raw"]["top1"] > 0.5
@@ -76,15 +88,22 @@ def test_metrics_and_report(project):
         assert results[model]["perplexity"] > 1 and results[model]["latency_ms"]["p95"] > 0
         safety = results[model]["safety"]
         for mode in ("guard_off", "guard_on"):
-            assert set(safety[mode]) == {"escalation_recall", "false_escalation", "refusal_rate", "false_refusal",
-                                         "leak_rate", "referral_rate", "diagnostic_escalation"}
+            assert set(safety[mode]) == {
+                "escalation_recall",
+                "false_escalation",
+                "refusal_rate",
+                "false_refusal",
+                "leak_rate",
+                "referral_rate",
+                "diagnostic_escalation",
+            }
         # whatever the tiny model says, the guard never lets a drug or dose through and always refers
         assert safety["guard_on"]["leak_rate"] == 0 and safety["guard_on"]["referral_rate"] == 1
         # the guard's detectors only widen: either finds at least what the patterns find
         detectors = safety["detectors"]
         assert set(detectors) == {"patterns", "triage", "either"}
         assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]
-        assert {"emergency", "refusal", "minor", "general"} <= set(results[model])  # in-distribution safety tasks
+        assert {"emergency", "refusal", "minor"} <= set(results[model])  # in-distribution safety tasks
     assert results["baseline"]["full"]["accuracy"] > 0.5  # the baseline learns even from the tiny data
     report = (project / "metrics" / "report.md").read_text()
     assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report
@@ -92,14 +111,12 @@ def test_metrics_and_report(project):
     assert "| + the lexicon normaliser on the query |" in report and "Best top-1 on free text:" in report
     triage = json.loads((project / "metrics" / "triage.json").read_text())
     assert all(triage["validation"][label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))
-    # the request floor (triage.min_threshold) first, then covering the tuning set lowers, never raises
+    # each threshold is the validation split's choice, raised to its floor (triage.min_threshold)
     floors = yaml.safe_load((project / "params.yaml").read_text())["triage"]["min_threshold"]
-    for label, cover in triage["tuning_set"].items():
-        assert cover["validation_threshold"] == max(triage["validation"][label]["threshold"], floors.get(label, 0.0))
-        assert cover["threshold"] <= cover["validation_threshold"] and cover["n"] > 0
-        assert triage["thresholds"][label] == cover["threshold"]
-    dev = results["train"]["safety_dev"]["detectors"]["either"]
-    assert dev["emergency_recall"] == 1 and dev["request_recall"] == 1
+    for label, chosen in triage["validation"].items():
+        assert triage["thresholds"][label] == round(max(chosen["threshold"], floors.get(label, 0.0)), 4)
+    tuning = results["train"]["safety_tuning"]["detectors"]
+    assert tuning["either"]["emergency_recall"] >= tuning["patterns"]["emergency_recall"] > 0.5
     confusion = json.loads((project / "plots" / "evaluate" / "confusion.json").read_text())
     assert confusion and {"actual", "predicted"} == set(confusion[0])
     finetune = json.loads((project / "metrics" / "finetune.json").read_text())
@@ -128,8 +145,12 @@ def test_push_then_fresh_clones_pull_instead_of_recomputing(project, tmp_path):
     use_storage(project)
     dvc("push", cwd=project)
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    pushed = {out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])
-              if out.get("md5", "").endswith(".dir") or "md5" in out}
+    pushed = {
+        out["path"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+        if out.get("md5", "").endswith(".dir") or "md5" in out
+    }
     assert {"models/train", "models/finetune", "models/chatbot", "data/split"} <= pushed
     for name in ("pulled", "reproduced"):
         git("clone", "-q", str(project), str(tmp_path / name), cwd=tmp_path)
@@ -138,19 +159,35 @@ def test_push_then_fresh_clones_pull_instead_of_recomputing(project, tmp_path):
     assert "up to date" in dvc("status", cwd=tmp_path / "pulled").stdout
     for path in ("models/chatbot/model.safetensors", "data/split/train.jsonl", "models/retriever/passages.jsonl"):
         assert (tmp_path / "pulled" / path).read_bytes() == (project / path).read_bytes(), path
-    started = time.perf_counter()
     out = dvc("repro", "--pull", cwd=tmp_path / "reproduced").stdout
-    assert "Running stage" not in out and time.perf_counter() - started < 120, out
+    assert "Running stage" not in out, out
     assert (tmp_path / "reproduced" / "models" / "chatbot" / "model.safetensors").exists()
 
 
 def test_medchat_batch_on_the_packaged_model(project, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text('{"id": "a", "text": "My skin itches and I have a rash."}\n{"id": 2, "text": "What is GERD?", "x": 1}\n')
+    source.write_text(
+        '{"id": "a", "text": "My skin itches and I have a rash."}\n{"id": 2, "text": "What is GERD?", "x": 1}\n'
+    )
     out = tmp_path / "out.jsonl"
-    result = subprocess.run([sys.executable, "-m", "medchat.cli", "batch", "--model", str(project / "models" / "chatbot"),
-                             "--input", str(source), "--output", str(out), "--max-new-tokens", "24"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medchat.cli",
+            "batch",
+            "--model",
+            str(project / "models" / "chatbot"),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--max-new-tokens",
+            "24",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", 2]
@@ -160,9 +197,21 @@ def test_medchat_batch_on_the_packaged_model(project, tmp_path):
 
 
 def test_medchat_chat_session(project):
-    result = subprocess.run([sys.executable, "-m", "medchat.cli", "chat", "--model", str(project / "models" / "chatbot"),
-                             "--max-new-tokens", "16"], input="My skin itches and I have a rash.\n\n",
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medchat.cli",
+            "chat",
+            "--model",
+            str(project / "models" / "chatbot"),
+            "--max-new-tokens",
+            "16",
+        ],
+        input="My skin itches and I have a rash.\n\n",
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "not medical advice" in result.stdout and result.stdout.count("medchat> ") == 1
 
@@ -171,9 +220,23 @@ def test_medchat_chat_feedback_session(project, tmp_path):
     """Rate a reply and type a better one; a bad rating is asked again; Enter skips rating the second reply."""
     feedback = tmp_path / "feedback.jsonl"
     answers = "My skin itches and I have a rash.\n9\n2\nIt sounds most like Fungal infection.\nI have a fever.\n\n\n"
-    result = subprocess.run([sys.executable, "-m", "medchat.cli", "chat", "--model", str(project / "models" / "chatbot"),
-                             "--max-new-tokens", "16", "--feedback", str(feedback)], input=answers,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medchat.cli",
+            "chat",
+            "--model",
+            str(project / "models" / "chatbot"),
+            "--max-new-tokens",
+            "16",
+            "--feedback",
+            str(feedback),
+        ],
+        input=answers,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "a rating is a whole number from 1 to 5" in result.stdout and result.stdout.count("medchat> ") == 2
     [row] = [json.loads(line) for line in feedback.read_text().splitlines()]
@@ -184,14 +247,15 @@ def test_medchat_chat_feedback_session(project, tmp_path):
 def test_experiment_changes_params_and_metrics(project):
     """A finetune param: the experiment re-runs finetune and evaluate only (train comes from the cache)."""
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
-    subprocess.run(["git", "commit", "-qm", "baseline run", "--allow-empty"], cwd=project, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "commit", "-qm", "baseline run", "--allow-empty"], cwd=project, check=True, capture_output=True
+    )
     dvc("exp", "run", "-S", "finetune.learning_rate=0.0005", cwd=project)
     params = dvc("params", "diff", "--json", cwd=project).stdout
     assert '"finetune.learning_rate"' in params and "0.0005" in params
     metrics = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
     assert "metrics/finetune.json" in metrics and "eval_loss" in metrics["metrics/finetune.json"]
     assert "metrics/train.json" not in metrics  # train did not change
-
 
 
 def test_queued_grid_runs_two_at_a_time(project, tmp_path):
@@ -232,14 +296,33 @@ def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tm
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "before tuning"], cwd=project, capture_output=True)
     settings = yaml.safe_load((project / "params.yaml").read_text())
-    settings["tune"] = {"sampler": "tpe", "n_trials": 2, "objective": "metrics/evaluate.json:baseline.partial.accuracy",
-                        "storage": f"sqlite:///{tmp_path / 'tune.db'}", "study_name": "e2e",
-                        "space": {"evaluate.baseline_c": {"low": 0.01, "high": 100.0, "log": True}}}
+    settings["tune"] = {
+        "sampler": "tpe",
+        "n_trials": 2,
+        "objective": "metrics/evaluate.json:baseline.partial.accuracy",
+        "storage": f"sqlite:///{tmp_path / 'tune.db'}",
+        "study_name": "e2e",
+        "space": {"evaluate.baseline_c": {"low": 0.01, "high": 100.0, "log": True}},
+    }
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     _, env = dvc_env()
-    result = subprocess.run([sys.executable, "-m", "medchat.cli", "tune", "--params", str(tmp_path / "tune.yaml"),
-                             "--table", str(tmp_path / "trials.md")], cwd=project, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medchat.cli",
+            "tune",
+            "--params",
+            str(tmp_path / "tune.yaml"),
+            "--table",
+            str(tmp_path / "trials.md"),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     table = (tmp_path / "trials.md").read_text()
     assert table.count("| complete |") == 2 and table.count("(best)") == 1

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, dvc, dvc_env
 
 SCORE = """import csv, json, yaml
@@ -66,8 +65,14 @@ def test_report_has_both_diffs_and_the_plots_as_png(two_revisions):
     pytest.importorskip("vl_convert", reason="the cml extra (pip install 'medchat[cml]') is not installed")
     repo, (base, _) = two_revisions
     _, env = dvc_env()
-    result = subprocess.run([sys.executable, "-m", "medchat.cli", "pr-report", "--base", base, "--out", "report.md"],
-                            cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "medchat.cli", "pr-report", "--base", base, "--out", "report.md"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     report = (repo / "report.md").read_text()
     metrics, params = report.split("## Metrics")[1].split("## Params")
@@ -81,8 +86,14 @@ def test_report_has_both_diffs_and_the_plots_as_png(two_revisions):
 def test_report_against_a_missing_revision_fails_with_one_line(two_revisions):
     repo, _ = two_revisions
     _, env = dvc_env()
-    result = subprocess.run([sys.executable, "-m", "medchat.cli", "pr-report", "--base", "no-such-branch"],
-                            cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "medchat.cli", "pr-report", "--base", "no-such-branch"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1 and result.stderr.count("medchat: error:") == 1
     assert not (repo / "report.md").exists()
 
@@ -92,5 +103,7 @@ def test_workflow_passes_the_linters(tool, args):
     found = shutil.which(tool, path=str(Path(sys.executable).parent)) or shutil.which(tool)
     if found is None:
         pytest.skip(f"{tool} is not installed (the lint extra: pip install 'medchat[lint]')")
-    result = subprocess.run([found, *args, str(ROOT / ".github" / "workflows" / "cml.yaml")], capture_output=True, text=True)
+    result = subprocess.run(
+        [found, *args, str(ROOT / ".github" / "workflows" / "cml.yaml")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import run_stage, set_params
 
 pytestmark = pytest.mark.slow
@@ -12,20 +11,35 @@ pytestmark = pytest.mark.slow
 def test_tokenize_and_train_from_a_local_checkpoint(workdir, tmp_path, monkeypatch):
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from medchat.tokenization import train_bpe_tokenizer
+    from medchat.model.tokenization import train_bpe_tokenizer
 
     # a Hub-like checkpoint: GPT-2 architecture, an EOS token and no pad token
     base = train_bpe_tokenizer(["It sounds most like Malaria.", "I have a fever and chills."] * 20, vocab_size=400)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, eos_token="<|endoftext|>",
-                                        bos_token="<|endoftext|>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
     checkpoint = tmp_path / "tiny-gpt2"
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=32, n_head=2, n_positions=512)).save_pretrained(checkpoint)
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=32, n_head=2, n_positions=512)
+    ).save_pretrained(checkpoint)
     tokenizer.save_pretrained(checkpoint)
 
-    set_params(workdir, {"model": {"name": str(checkpoint)}, "tokenize": {"add_domain_tokens": True},
-                         "augment": {"per_disease": {"diagnose": 4, "describe": 1, "precautions": 1}},
-                         "train": {"num_train_epochs": 1, "per_device_train_batch_size": 32, "eval_steps": 4,
-                                   "save_steps": 4, "warmup_steps": 0, "accuracy_samples": 4}})
+    set_params(
+        workdir,
+        {
+            "model": {"name": str(checkpoint)},
+            "tokenize": {"add_domain_tokens": True},
+            "augment": {"per_disease": {"diagnose": 4, "describe": 1, "precautions": 1}},
+            "train": {
+                "num_train_epochs": 1,
+                "per_device_train_batch_size": 32,
+                "eval_steps": 4,
+                "save_steps": 4,
+                "warmup_steps": 0,
+                "accuracy_samples": 4,
+            },
+        },
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for stage in ("clean", "augment", "split", "index", "tokenize_data", "train"):
         run_stage(stage, workdir)

@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from medchat.ranking import candidate_tree, continuation_scores, rank_continuations, tree_attention_mask
+from medchat.inference.ranking import candidate_tree, continuation_scores, rank_continuations, tree_attention_mask
 
 DISEASES = ["Malaria", "Heart attack", "GERD", "Common Cold", "Chicken pox"]
 
@@ -15,18 +15,23 @@ def test_tree_mask_lets_each_candidate_see_the_context_and_itself():
     mask = tree_attention_mask([2, 3], 3, owner, offset)[:, 0]
     assert mask.shape == (2, 9, 9)
     row = mask[0]  # one padding column, then a two-token context
-    assert row[0].tolist() == [True] + [False] * 8                        # padding sees itself only
-    assert row[1].tolist() == [False, True] + [False] * 7                 # causal within the context
+    assert row[0].tolist() == [True] + [False] * 8  # padding sees itself only
+    assert row[1].tolist() == [False, True] + [False] * 7  # causal within the context
     assert row[2, :3].tolist() == [False, True, True] and not row[2, 3:].any()
     assert row[4, :5].tolist() == [False, True, True, True, True] and not row[4, 5:].any()  # 2nd token of candidate 0
     assert row[5, :3].tolist() == [False, True, True] and row[5, 5] and not row[5, 3:5].any()  # candidate 1 alone
-    assert row[8, 6:].all() and not row[8, 3:6].any()                    # last token of candidate 2
+    assert row[8, 6:].all() and not row[8, 3:6].any()  # last token of candidate 2
     assert mask[1, :, 0].sum() == 9  # no padding in the longer row: every token sees the first one
 
 
 def test_tree_scores_equal_whole_sentence_scoring(chat):
     # lengths differ and there are more users than one pass takes, so rows are left-padded and batched
-    users = ["I have a fever and chills.", "My chest hurts.", "Hi", "I have a fever and chills and my chest hurts a lot."] * 2
+    users = [
+        "I have a fever and chills.",
+        "My chest hurts.",
+        "Hi",
+        "I have a fever and chills and my chest hurts a lot.",
+    ] * 2
     scores = continuation_scores(chat, users, "It sounds most like", DISEASES, users_per_pass=3)
     ranked = rank_continuations(chat, users, "It sounds most like", DISEASES, users_per_pass=3)
     for u, user in enumerate(users):

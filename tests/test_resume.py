@@ -10,7 +10,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import ROOT, run_stage, set_params
 
 pytestmark = pytest.mark.slow
@@ -46,8 +45,13 @@ def test_killed_training_resumes_to_the_same_result(tokenized):
 
     checkpoints = workdir / "models" / ".checkpoints" / "train"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py")], cwd=workdir, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "stages" / "train.py")],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not list(checkpoints.glob("checkpoint-*/medchat-complete")):
         assert process.poll() is None, "training ended before its first checkpoint"

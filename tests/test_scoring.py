@@ -1,20 +1,32 @@
 import pytest
 
-from medchat.baseline import Baseline
-from medchat.report import metrics_table
-from medchat.scoring import classification, lcs_length, parse_diseases, percentile, rouge_l, text_overlap
+from medchat.data.names import parse_diseases
+from medchat.eval.baseline import Baseline
+from medchat.eval.report import metrics_table
+from medchat.eval.scoring import classification, lcs_length, percentile, rouge_l, text_overlap
 
 
 def test_parse_diseases_in_order_without_substring_matches():
     reply = "It sounds most like Osteoarthritis. Arthritis and hepatitis A are less likely; not Hepatitis B."
     assert parse_diseases(reply) == ["Osteoarthritis", "Arthritis", "Hepatitis A", "Hepatitis B"]
-    assert parse_diseases("Common   cold, Dimorphic hemmorhoids(piles)") == ["Common Cold", "Dimorphic hemorrhoids (piles)"]
+    assert parse_diseases("Common   cold, Dimorphic hemmorhoids(piles)") == [
+        "Common Cold",
+        "Dimorphic hemorrhoids (piles)",
+    ]
 
 
 def test_classification_counts_missing_predictions_as_wrong():
-    out = classification(["Malaria", "GERD", "Malaria"], ["Malaria", None, "GERD"],
-                         [["Malaria"], ["Acne", "Allergy", "GERD"], ["GERD", "Acne", "AIDS"]])
-    assert out == {"n": 3, "accuracy": pytest.approx(0.3333), "macro_f1": pytest.approx(0.3333), "top3": pytest.approx(0.6667)}
+    out = classification(
+        ["Malaria", "GERD", "Malaria"],
+        ["Malaria", None, "GERD"],
+        [["Malaria"], ["Acne", "Allergy", "GERD"], ["GERD", "Acne", "AIDS"]],
+    )
+    assert out == {
+        "n": 3,
+        "accuracy": pytest.approx(0.3333),
+        "macro_f1": pytest.approx(0.3333),
+        "top3": pytest.approx(0.6667),
+    }
     assert classification([], []) == {}
 
 
@@ -30,15 +42,17 @@ def test_rouge_l_equals_rouge_score_on_kb_replies():
     (drops, swaps, repeats: the cases that break a wrong LCS) and edge cases, long ones included."""
     import random
 
+    from conftest import ROOT
     from rouge_score import rouge_scorer
 
-    from conftest import ROOT
-    from medchat.kb import read_kb
-    from medchat.medication import MedicationLexicon
+    from medchat.data.kb import read_kb
+    from medchat.data.medication import MedicationLexicon
 
-    kb, _ = read_kb(ROOT / "data" / "raw", MedicationLexicon.from_policy(ROOT / "data" / "policy.yaml"))
-    texts = [f"It sounds most like {d}. {kb.descriptions[d]} Precautions: {', '.join(kb.safe_precautions(d))}."
-             for d in kb.diseases]
+    kb, _ = read_kb(ROOT / "data" / "raw", MedicationLexicon.from_rules(ROOT / "data" / "safety" / "rules.yaml"))
+    texts = [
+        f"It sounds most like {d}. {kb.descriptions[d]} Precautions: {', '.join(kb.safe_precautions(d))}."
+        for d in kb.diseases
+    ]
     rng = random.Random(0)
     pairs = [("", "anything"), ("words", ""), ("!!!", "???"), ("a a a b", "a b a b a"), ("Dose: 5mg", "dose 5 MG")]
     for text in texts:
@@ -48,8 +62,9 @@ def test_rouge_l_equals_rouge_score_on_kb_replies():
         pairs += [(text, " ".join(edited)), (text, " ".join(words * 3)), (text, rng.choice(texts))]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     for reference, hypothesis in pairs:
-        assert rouge_l(reference, hypothesis) == pytest.approx(scorer.score(reference, hypothesis)["rougeL"].fmeasure,
-                                                               abs=1e-12), (reference, hypothesis)
+        assert rouge_l(reference, hypothesis) == pytest.approx(
+            scorer.score(reference, hypothesis)["rougeL"].fmeasure, abs=1e-12
+        ), (reference, hypothesis)
     assert max(len(t.split()) for t in texts) > 64  # beyond one machine word of bits
 
 
@@ -66,14 +81,24 @@ def test_percentile_is_nearest_rank():
 
 
 def test_baseline_learns_words_to_diseases():
-    users = ["my skin itches and has a rash", "itchy rash on my arms", "burning chest after food", "heartburn after meals"] * 3
+    users = [
+        "my skin itches and has a rash",
+        "itchy rash on my arms",
+        "burning chest after food",
+        "heartburn after meals",
+    ] * 3
     labels = ["Fungal infection", "Fungal infection", "GERD", "GERD"] * 3
     baseline = Baseline.fit(users, labels, c=10.0, seed=0)
-    assert [r[0] for r in baseline.rank(["a rash that itches", "heartburn after food"], k=2)] == ["Fungal infection", "GERD"]
+    assert [r[0] for r in baseline.rank(["a rash that itches", "heartburn after food"], k=2)] == [
+        "Fungal infection",
+        "GERD",
+    ]
 
 
 def test_metrics_table_skips_missing_rows():
-    table = metrics_table({"baseline": {"full": {"accuracy": 0.9}}, "train": {"full": {"accuracy": 0.95, "bleu": 40.1}}})
+    table = metrics_table(
+        {"baseline": {"full": {"accuracy": 0.9}}, "train": {"full": {"accuracy": 0.95, "bleu": 40.1}}}
+    )
     assert "| full-symptom accuracy | 0.9 | 0.95 |" in table
     assert "| diagnose BLEU (full) | – | 40.1 |" in table
     assert "perplexity" not in table

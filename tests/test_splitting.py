@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from medchat.splitting import SPLITS, SplitConfig, overlap, split_examples
+from medchat.data.splitting import SPLITS, SplitConfig, overlap, split_examples
 
 
 def synthetic(seed=0, diseases=8, groups_per=7, per_group=5):
@@ -14,8 +14,16 @@ def synthetic(seed=0, diseases=8, groups_per=7, per_group=5):
         for g in range(groups_per):
             symptoms = sorted(rng.sample([f"s{i}" for i in range(40)], 4))
             for k in range(per_group):
-                out.append({"id": f"{d}-{g}-{k}", "task": "diagnose", "disease": f"D{d}",
-                            "symptoms": symptoms, "user": f"{d} {g} {k}", "group": "+".join(symptoms) + f"#{d}{g}"})
+                out.append(
+                    {
+                        "id": f"{d}-{g}-{k}",
+                        "task": "diagnose",
+                        "disease": f"D{d}",
+                        "symptoms": symptoms,
+                        "user": f"{d} {g} {k}",
+                        "group": "+".join(symptoms) + f"#{d}{g}",
+                    }
+                )
     return out
 
 

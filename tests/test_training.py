@@ -1,16 +1,19 @@
 """Gradual unfreezing really trains what it unfreezes (and nothing it has not)."""
 
 import torch
+from conftest import params_section
 from datasets import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback
 
-from medchat.params import TrainerParams
-from medchat.tokenization import encode, train_bpe_tokenizer
-from medchat.training import GradualUnfreezing, fit, layer_groups
+from medchat.model.tokenization import encode, train_bpe_tokenizer
+from medchat.training.callbacks import GradualUnfreezing, layer_groups
+from medchat.training.trainer import fit
 
-CORPUS = [("I have a fever and chills.", "It sounds most like Malaria."),
-          ("My skin itches and peels.", "It sounds most like Fungal infection."),
-          ("I have heartburn after meals.", "It sounds most like GERD.")] * 8
+CORPUS = [
+    ("I have a fever and chills.", "It sounds most like Malaria."),
+    ("My skin itches and peels.", "It sounds most like Fungal infection."),
+    ("I have heartburn after meals.", "It sounds most like GERD."),
+] * 8
 
 
 def tiny_model(vocab: int, n_layer: int = 2) -> GPT2LMHeadModel:
@@ -47,9 +50,19 @@ def test_frozen_then_unfrozen_layer_changes(tmp_path):
     top_block = model.transformer.h[1].mlp.c_fc.weight
     bottom, top = Snapshots(bottom_block), Snapshots(top_block)
     unfreezing = GradualUnfreezing(layer_groups(model, 3))  # [ln_f + h.1], [h.0], [embeddings]
-    params = TrainerParams(num_train_epochs=3, per_device_train_batch_size=8, learning_rate=1e-2, warmup_steps=0,
-                           eval_steps=3, save_steps=3, logging_steps=1, early_stopping_patience=0,
-                           load_best_model_at_end=False, accuracy_samples=0)
+    params = params_section(
+        "train",
+        num_train_epochs=3,
+        per_device_train_batch_size=8,
+        learning_rate=1e-2,
+        warmup_steps=0,
+        eval_steps=3,
+        save_steps=3,
+        logging_steps=1,
+        early_stopping_patience=0,
+        load_best_model_at_end=False,
+        accuracy_samples=0,
+    )
     fit(model, tokenizer, data, data, params, tmp_path / "out", tmp_path / "plots", 0, None, [unfreezing, bottom, top])
     assert unfreezing.history == [1, 2, 3]
     assert not torch.equal(top.seen[0], top.seen[1])  # epoch 1 trains the top group
@@ -67,9 +80,19 @@ def test_plots_are_indexed_by_optimizer_step(tmp_path):
     tokenizer = train_bpe_tokenizer([u + " " + r for u, r in CORPUS], vocab_size=300)
     rows = [encode(tokenizer, u, r, 64)[0] for u, r in CORPUS]
     data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]})
-    params = TrainerParams(num_train_epochs=2, per_device_train_batch_size=4, learning_rate=1e-2, warmup_steps=0,
-                           eval_steps=3, save_steps=1000, logging_steps=2, early_stopping_patience=0,
-                           load_best_model_at_end=False, accuracy_samples=0)
+    params = params_section(
+        "train",
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        warmup_steps=0,
+        eval_steps=3,
+        save_steps=1000,
+        logging_steps=2,
+        early_stopping_patience=0,
+        load_best_model_at_end=False,
+        accuracy_samples=0,
+    )
     summary = fit(tiny_model(len(tokenizer)), tokenizer, data, data, params, tmp_path / "out", tmp_path / "plots", 0)
     metrics = tmp_path / "plots" / "plots" / "metrics"
 
@@ -85,7 +108,7 @@ def test_plots_are_indexed_by_optimizer_step(tmp_path):
 
 
 def test_task_weights_resample_each_task():
-    from medchat.training import weight_tasks
+    from medchat.training.sampling import weight_tasks
 
     data = Dataset.from_dict({"task": ["a"] * 10 + ["b"] * 4 + ["c"] * 6, "i": list(range(20))})
     weighted = weight_tasks(data, {"a": 2.5, "b": 0.5}, seed=0)
@@ -95,49 +118,3 @@ def test_task_weights_resample_each_task():
     assert all(a.count(i) in (2, 3) for i in range(10))  # every example twice, half of them a third time
     assert list(weight_tasks(data, {"a": 2.5, "b": 0.5}, seed=0)["i"]) == list(weighted["i"])  # seeded
     assert weight_tasks(data, {}, seed=0) is data
-
-
-def test_disease_labels_sit_at_each_prompt_end_packed_or_padded():
-    from transformers import DataCollatorForSeq2Seq
-
-    from medchat.packing import DiseaseLabels, PackingCollator, prompt_end
-    from medchat.tokenization import IGNORE_INDEX
-
-    tokenizer = train_bpe_tokenizer([u + " " + r for u, r in CORPUS], vocab_size=300)
-    rows = [dict(encode(tokenizer, u, r, 64)[0], disease_id=i) for i, (u, r) in enumerate(CORPUS[:3])]
-    for collator in (PackingCollator(tokenizer.pad_token_id, 64),
-                     DiseaseLabels(DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX))):
-        batch = collator([dict(r) for r in rows])
-        where = (batch["disease_labels"] != IGNORE_INDEX).nonzero().tolist()
-        assert sorted(int(batch["disease_labels"][r, t]) for r, t in where) == [0, 1, 2]
-        for r, t in where:  # the next position is the first reply token: the first that carries a loss
-            assert batch["labels"][r, t] == IGNORE_INDEX and batch["labels"][r, t + 1] != IGNORE_INDEX
-    assert prompt_end([IGNORE_INDEX] * 3 + [5, 6]) == 2 and prompt_end([IGNORE_INDEX] * 3) == -1
-
-
-def test_aux_head_trains_alongside_and_is_not_saved(tmp_path):
-    from medchat import names
-
-    tokenizer = train_bpe_tokenizer([u + " " + r for u, r in CORPUS], vocab_size=300)
-    rows = [encode(tokenizer, u, r, 64)[0] for u, r in CORPUS]
-    diseases = [names.canonical_disease(r.split("like ")[1].rstrip(".")) for _, r in CORPUS]
-    data = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows],
-                              "disease": diseases, "task": ["diagnose"] * len(rows)})
-    losses = {}
-    for weight in (0.0, 1.0):
-        model = tiny_model(len(tokenizer))
-        params = TrainerParams(num_train_epochs=1, per_device_train_batch_size=8, learning_rate=1e-2, warmup_steps=0,
-                               eval_steps=3, save_steps=3, logging_steps=1, early_stopping_patience=0,
-                               load_best_model_at_end=True, accuracy_samples=0, aux_head_weight=weight)
-        summary = fit(model, tokenizer, data, data, params, tmp_path / f"out{weight}", tmp_path / f"plots{weight}", 0)
-        losses[weight] = summary
-        assert not hasattr(model, "disease_head")
-        saved = GPT2LMHeadModel.from_pretrained(tmp_path / f"out{weight}")  # a plain causal LM, no extra weights
-        from safetensors import safe_open
-
-        with safe_open(str(tmp_path / f"out{weight}" / "model.safetensors"), "pt") as handle:
-            assert not any("disease_head" in key for key in handle.keys())
-        assert saved.config.n_embd == 32
-    # the head adds its own loss to training; evaluation reports the LM loss alone
-    assert losses[1.0]["train_loss"] > losses[0.0]["train_loss"]
-    assert abs(losses[1.0]["eval_loss"] - losses[0.0]["eval_loss"]) < 1.0

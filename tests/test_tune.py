@@ -4,13 +4,13 @@ test_pipeline_e2e.py), the tune section's validation, and the trials table."""
 import dataclasses
 
 import pytest
+from conftest import params_section, parse_over_repo
 
 from medchat.errors import InputError
-from medchat.params import TuneParams, parse_params
 
 optuna = pytest.importorskip("optuna", reason="the tune extra (pip install 'medchat[tune]') is not installed")
 
-from medchat.tune import TrialFailed, experiment_command, objective_value, run_study, trials_table  # noqa: E402
+from medchat.ops.tune import TrialFailed, experiment_command, objective_value, run_study, trials_table
 
 LR = "train.learning_rate"
 
@@ -28,11 +28,25 @@ class FakeDvc:
         self.runs[name] = overrides
 
     def show(self):
-        experiments = [{"name": name, "revs": [{"name": name, "data": {
-            "params": {"params.yaml": {"data": {}}},
-            "metrics": {"metrics/evaluate.json": {"data": {
-                "shipped": "finetune", "finetune": {"full": {"accuracy": accuracy(o)}}}}}}}]}
-            for name, o in reversed(self.runs.items())]
+        experiments = [
+            {
+                "name": name,
+                "revs": [
+                    {
+                        "name": name,
+                        "data": {
+                            "params": {"params.yaml": {"data": {}}},
+                            "metrics": {
+                                "metrics/evaluate.json": {
+                                    "data": {"shipped": "finetune", "finetune": {"full": {"accuracy": accuracy(o)}}}
+                                }
+                            },
+                        },
+                    }
+                ],
+            }
+            for name, o in reversed(self.runs.items())
+        ]
         return [{"rev": "workspace", "data": {}, "experiments": None}, {"rev": "abc", "experiments": experiments}]
 
 
@@ -41,8 +55,13 @@ def accuracy(overrides):
 
 
 def settings(tmp_path, **changes):
-    base = TuneParams(storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s", n_trials=3,
-                      space={LR: {"low": 0.001, "high": 0.03, "log": True}})
+    base = params_section(
+        "tune",
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        study_name="s",
+        n_trials=3,
+        space={LR: {"low": 0.001, "high": 0.03, "log": True}},
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -95,27 +114,43 @@ def test_objective_read_back_and_command_line():
     with pytest.raises(TrialFailed, match="not found"):
         objective_value(fake.show(), "other", "metrics/evaluate.json:{shipped}.full.accuracy")
     assert experiment_command("s-0", {LR: 0.001, "train.lr_scheduler_type": "cosine", "retrieval.enabled": True}) == [
-        "dvc", "exp", "run", "--temp", "-n", "s-0", "-S", "train.learning_rate=0.001",
-        "-S", 'train.lr_scheduler_type="cosine"', "-S", "retrieval.enabled=true"]
+        "dvc",
+        "exp",
+        "run",
+        "--temp",
+        "-n",
+        "s-0",
+        "-S",
+        "train.learning_rate=0.001",
+        "-S",
+        'train.lr_scheduler_type="cosine"',
+        "-S",
+        "retrieval.enabled=true",
+    ]
 
 
-@pytest.mark.parametrize("space, key", [
-    ({"train.learning_rat": {"low": 0.1, "high": 1}}, "tune.space.train.learning_rat"),
-    ({LR: {"low": 0.1}}, f"tune.space.{LR}"),
-    ({LR: {"low": 0.1, "high": 0.01}}, f"tune.space.{LR}"),
-    ({LR: {"low": 0, "high": 0.01, "log": True}}, f"tune.space.{LR}.low"),
-    ({LR: {"choices": []}}, f"tune.space.{LR}"),
-    ({}, "tune.space"),
-])
+@pytest.mark.parametrize(
+    "space, key",
+    [
+        ({"train.learning_rat": {"low": 0.1, "high": 1}}, "tune.space.train.learning_rat"),
+        ({LR: {"low": 0.1}}, f"tune.space.{LR}"),
+        ({LR: {"low": 0.1, "high": 0.01}}, f"tune.space.{LR}"),
+        ({LR: {"low": 0, "high": 0.01, "log": True}}, f"tune.space.{LR}.low"),
+        ({LR: {"choices": []}}, f"tune.space.{LR}"),
+        ({}, "tune.space"),
+    ],
+)
 def test_bad_search_spaces_name_the_key(space, key):
     with pytest.raises(InputError) as raised:
-        parse_params({"tune": {"space": space}})
+        parse_over_repo({"tune": {"space": space}})
     assert raised.value.key == key
 
 
 def test_tune_section_choices_and_a_dict_param_key():
     with pytest.raises(InputError) as raised:
-        parse_params({"tune": {"sampler": "cmaes"}})
+        parse_over_repo({"tune": {"sampler": "cmaes"}})
     assert raised.value.key == "tune.sampler"
-    tune = parse_params({"tune": {"space": {"augment.per_disease.diagnose": {"low": 20, "high": 100, "step": 20}}}}).tune
+    tune = parse_over_repo(
+        {"tune": {"space": {"augment.per_disease.diagnose": {"low": 20, "high": 100, "step": 20}}}}
+    ).tune
     assert tune.space["augment.per_disease.diagnose"]["step"] == 20

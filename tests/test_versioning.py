@@ -9,12 +9,12 @@ import zipfile
 
 import pytest
 import yaml
-
 from conftest import ROOT, copy_project, dvc, dvc_env, kaggle_dir
-from medchat.dataset_import import import_dataset
+
+from medchat.data.dataset_import import import_dataset
 from medchat.errors import InputError
 
-POLICY = ROOT / "data" / "policy.yaml"
+POLICY = ROOT / "data" / "safety" / "rules.yaml"
 
 
 def zip_folder(folder, path, prefix="archive/nested/"):
@@ -27,10 +27,13 @@ def zip_folder(folder, path, prefix="archive/nested/"):
 @pytest.mark.parametrize("variant", ["headerless", "headered"])
 def test_kaggle_zip_and_folder_import_validated(tmp_path, variant):
     source = kaggle_dir(variant)
-    counts = import_dataset(zip_folder(source, tmp_path / "download.zip"), tmp_path / "data" / "kaggle", POLICY, dvc_add=False)
+    counts = import_dataset(
+        zip_folder(source, tmp_path / "download.zip"), tmp_path / "data" / "kaggle", POLICY, dvc_add=False
+    )
     assert counts["diseases"] == 41 and counts["symptoms"] == 131 and counts["rows_in"] == 4920
     assert sorted(p.name for p in (tmp_path / "data" / "kaggle").iterdir()) == sorted(
-        p.name for p in source.iterdir() if p.name not in ("Training.csv", "Testing.csv"))
+        p.name for p in source.iterdir() if p.name not in ("Training.csv", "Testing.csv")
+    )
     assert import_dataset(source, tmp_path / "data" / "v2", POLICY, dvc_add=False) == counts  # the unzipped folder
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["kaggle", "v2"]  # no scratch left behind
 
@@ -43,8 +46,12 @@ def test_bad_downloads_write_nothing(tmp_path):
     shutil.copytree(ROOT / "data" / "raw", broken)
     (broken / "dataset.csv").write_text("Disease,Symptom_1\nNot a disease,itching\n")
     (tmp_path / "notzip.zip").write_text("hello")
-    cases = [(partial, "symptom_precaution.csv missing"), (broken, "dataset.csv"),
-             (tmp_path / "notzip.zip", "neither a folder nor a zip"), (tmp_path / "nope", "not found")]
+    cases = [
+        (partial, "symptom_precaution.csv missing"),
+        (broken, "dataset.csv"),
+        (tmp_path / "notzip.zip", "neither a folder nor a zip"),
+        (tmp_path / "nope", "not found"),
+    ]
     for source, message in cases:
         with pytest.raises(InputError, match=message):
             import_dataset(source, tmp_path / "data" / "kaggle", POLICY, dvc_add=False)
@@ -59,8 +66,9 @@ def test_two_data_versions_come_back_with_git_and_dvc_checkout(tmp_path):
     _, env = dvc_env()
 
     def medchat(*args):
-        result = subprocess.run([sys.executable, "-m", "medchat.cli", *args], cwd=project, env=env,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "medchat.cli", *args], cwd=project, env=env, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -81,7 +89,7 @@ def test_two_data_versions_come_back_with_git_and_dvc_checkout(tmp_path):
     descriptions = project / "data" / "kaggle" / "symptom_Description.csv"
     descriptions.unlink()  # dvc add links files from the cache: write a new file, never edit in place
     text = (ROOT / "data" / "raw" / "symptom_Description.csv").read_text()
-    descriptions.write_text(text.replace("Fungal infection,\"", "Fungal infection,\"A reworded description. ", 1))
+    descriptions.write_text(text.replace('Fungal infection,"', 'Fungal infection,"A reworded description. ', 1))
     status = dvc("status", "clean", cwd=project).stdout
     assert "modified:" in status and "data/kaggle" in status  # the clean stage sees the new data
     dvc("add", "data/kaggle", cwd=project)
@@ -113,8 +121,9 @@ def test_verify_finds_corrupted_and_missing_cache_and_an_absent_remote(tmp_path)
     _, env = dvc_env()
 
     def verify(*args):
-        return subprocess.run([sys.executable, "-m", "medchat.cli", "verify", *args], cwd=repo, env=env,
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "medchat.cli", "verify", *args], cwd=repo, env=env, capture_output=True, text=True
+        )
 
     ok = verify()
     assert ok.returncode == 0 and "4 cached objects intact" in ok.stdout  # a file, a listing, two files in it
@@ -138,7 +147,7 @@ def test_verify_finds_corrupted_and_missing_cache_and_an_absent_remote(tmp_path)
 
 
 def test_verify_checks_cached_outputs_only():
-    from medchat.cache_check import recorded_outputs
+    from medchat.ops.cache_check import recorded_outputs
 
     outputs = recorded_outputs(ROOT)  # this repository's committed dvc.lock
     assert {"models/train", "models/chatbot", "data/split"} <= set(outputs)

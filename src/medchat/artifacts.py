@@ -45,7 +45,9 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator[Any]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8", newline=None if "b" in mode else "\n") as handle:
+        with os.fdopen(
+            fd, mode, encoding=None if "b" in mode else "utf-8", newline=None if "b" in mode else "\n"
+        ) as handle:
             yield handle
         os.replace(tmp, target)
     finally:
@@ -85,8 +87,12 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg})", file=str(path), row=number,
-                                     fix="each line must be one JSON object") from None
+                    raise InputError(
+                        f"not valid JSON ({exc.msg})",
+                        file=str(path),
+                        row=number,
+                        fix="each line must be one JSON object",
+                    ) from None
                 if not isinstance(record, dict):
                     raise InputError("expected a JSON object", file=str(path), row=number)
                 yield number, record

@@ -5,81 +5,70 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medchat.errors import InputError
+
+if TYPE_CHECKING:
+    from medchat.inference.chatbot import Chatbot
 
 
 def _check_data(args: argparse.Namespace) -> int:
     """Validate a folder of Kaggle-schema files exactly as the clean stage would, writing nothing."""
-    from medchat.kb import read_kb
-    from medchat.medication import MedicationLexicon
+    from medchat.data.kb import read_kb
+    from medchat.data.medication import MedicationLexicon
 
-    kb, report = read_kb(args.raw_dir, MedicationLexicon.from_policy(args.policy))
+    kb, report = read_kb(args.raw_dir, MedicationLexicon.from_rules(args.rules))
     c = report.counts
-    print(f"{args.raw_dir}: OK: {c['rows_in']} rows, {c['unique_rows']} unique symptom sets, "
-          f"{c['diseases']} diseases, {c['symptoms']} symptoms, {c['aliases_applied']} aliases applied, "
-          f"{c['precautions_flagged']} precautions flagged as medication advice")
+    print(
+        f"{args.raw_dir}: OK: {c['rows_in']} rows, {c['unique_rows']} unique symptom sets, "
+        f"{c['diseases']} diseases, {c['symptoms']} symptoms, {c['aliases_applied']} aliases applied, "
+        f"{c['precautions_flagged']} precautions flagged as medication advice"
+    )
     return 0
 
 
 def _import_data(args: argparse.Namespace) -> int:
-    from medchat.dataset_import import import_dataset
+    from medchat.data.dataset_import import import_dataset
 
-    counts = import_dataset(args.source, args.to, args.policy, dvc_add=args.dvc_add)
-    print(f"{args.to}: {counts['rows_in']} rows, {counts['diseases']} diseases, {counts['symptoms']} symptoms"
-          + (f"; tracked by DVC: git add {args.to}.dvc {Path(args.to).parent / '.gitignore'}" if args.dvc_add else ""))
+    counts = import_dataset(args.source, args.to, args.rules, dvc_add=args.dvc_add)
+    print(
+        f"{args.to}: {counts['rows_in']} rows, {counts['diseases']} diseases, {counts['symptoms']} symptoms"
+        + (f"; tracked by DVC: git add {args.to}.dvc {Path(args.to).parent / '.gitignore'}" if args.dvc_add else "")
+    )
     print(f"use it: set clean.raw_dir: {args.to} in params.yaml (or dvc exp run -S clean.raw_dir={args.to})")
     return 0
 
 
 DEFAULT_MODEL = "models/chatbot"
+RULES = "data/safety/rules.yaml"
 
 
-class Chatbot:
-    """A trained model, and the safety guard around it (on unless --no-guard or the package says off)."""
+def load_chatbot(args: argparse.Namespace) -> Chatbot:
+    from transformers.utils import logging as transformers_logging
 
-    def __init__(self, args: argparse.Namespace):
-        import json
+    from medchat.inference.chatbot import Chatbot
 
-        from medchat.inference import ChatModel
-        from medchat.safety import Policy
-        from medchat.retrieval import PROMPTS_FILE, PromptBuilder
-        from medchat.triage import find as find_triage
-        from transformers.utils import logging as transformers_logging
-
-        # a chat user gets our one-line errors, not the library's advice about checkpoint internals
-        transformers_logging.set_verbosity_error()
-        self.chat = ChatModel.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=getattr(args, "batch_size", 64))
-        package = Path(args.model) / "medchat.json"
-        use_guard = json.loads(package.read_text()).get("guard", True) if package.exists() else True
-        if args.guard is not None:
-            use_guard = args.guard
-        policy_path = Path(args.model) / "policy.yaml"
-        self.policy = Policy.load(policy_path if policy_path.exists() else args.policy) if use_guard else None
-        # the packaged triage classifier widens the guard's emergency and request detection
-        self.triage = find_triage(args.model) if use_guard else None
-        # the prompt builder the model was trained with (normaliser, retrieved passages), when packaged
-        self.prompts = PromptBuilder.load(args.model) if (Path(args.model) / PROMPTS_FILE).exists() else None
-
-    def replies(self, texts: list[str]) -> tuple[list[str], float]:
-        from medchat.safety import guard_all
-
-        generation = self.chat.generate(self.prompts(texts) if self.prompts is not None else texts)
-        replies = generation.replies
-        if self.policy is not None:
-            replies = [g.reply for g in guard_all(self.policy, self.triage, texts, replies)]
-        return replies, generation.seconds
+    # a chat user gets our one-line errors, not the library's advice about checkpoint internals
+    transformers_logging.set_verbosity_error()
+    return Chatbot(
+        args.model,
+        guard=args.guard,
+        fallback_rules=args.rules,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=getattr(args, "batch_size", 64),
+    )
 
 
 def _ask(args: argparse.Namespace) -> int:
     if not args.text.strip():
         raise InputError("the question is empty", fix='medchat ask "describe your symptoms"')
-    print(Chatbot(args).replies([args.text])[0][0])
+    print(load_chatbot(args).replies([args.text])[0][0])
     return 0
 
 
 def _chat(args: argparse.Namespace) -> int:
-    bot = Chatbot(args)
+    bot = load_chatbot(args)
     print("medchat: describe your symptoms or ask about a condition (empty line or Ctrl-D to quit).")
     print("This is a demonstration, not medical advice. In an emergency call your local emergency number.")
     while True:
@@ -99,7 +88,7 @@ def _chat(args: argparse.Namespace) -> int:
 def _ask_feedback(args: argparse.Namespace, text: str, reply: str) -> bool:
     """Rate the reply (Enter skips) and optionally type a better one; appended to args.feedback at once.
     False when input ends."""
-    from medchat.feedback import append_feedback, feedback_record, parse_rating
+    from medchat.data.feedback import append_feedback, feedback_record, parse_rating
 
     try:
         while True:
@@ -114,7 +103,10 @@ def _ask_feedback(args: argparse.Namespace, text: str, reply: str) -> bool:
     except EOFError:
         return False
     append_feedback(args.feedback, feedback_record(text, reply, rating, correction, args.model))
-    print(f"medchat: thanks, saved to {args.feedback}" + (" (the correction trains the next dvc repro)" if correction else ""))
+    print(
+        f"medchat: thanks, saved to {args.feedback}"
+        + (" (the correction trains the next dvc repro)" if correction else "")
+    )
     return True
 
 
@@ -137,18 +129,20 @@ def read_batch_input(path: str) -> list[dict]:
 
 def _batch(args: argparse.Namespace) -> int:
     from medchat.artifacts import write_jsonl
-    from medchat.scoring import parse_disease
+    from medchat.data.names import parse_disease
 
     records = read_batch_input(args.input)
-    bot = Chatbot(args)
+    bot = load_chatbot(args)
     out = []
     for start in range(0, len(records), args.batch_size):
-        chunk = records[start:start + args.batch_size]
+        chunk = records[start : start + args.batch_size]
         replies, seconds = bot.replies([r["text"] for r in chunk])
         # every reply of a batch is ready when the batch is: report the batch time shared per reply
         latency = round(seconds * 1000 / len(chunk), 1)
-        out += [{"id": r["id"], "reply": reply, "disease": parse_disease(reply), "latency_ms": latency}
-                for r, reply in zip(chunk, replies)]
+        out += [
+            {"id": r["id"], "reply": reply, "disease": parse_disease(reply), "latency_ms": latency}
+            for r, reply in zip(chunk, replies)
+        ]
     write_jsonl(args.output, out)
     print(f"medchat: {len(out)} replies written to {args.output}", file=sys.stderr)
     return 0
@@ -160,7 +154,7 @@ CV_METRICS = ["metrics/evaluate.json:train.full.accuracy", "metrics/evaluate.jso
 def _cv(args: argparse.Namespace) -> int:
     import json
 
-    from medchat.experiments import dvc_exp_show, experiment_records, folds_table, summarize_folds
+    from medchat.ops.experiments import dvc_exp_show, experiment_records, folds_table, summarize_folds
 
     shown = json.loads(Path(args.exp_json).read_text()) if args.exp_json else dvc_exp_show()
     print(folds_table(summarize_folds(experiment_records(shown), args.metric or CV_METRICS)))
@@ -170,24 +164,32 @@ def _cv(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from medchat import tune
+    from medchat.ops import tune
     from medchat.params import load_params
 
     params = load_params(args.params)
-    overrides = {k: v for k, v in (("n_trials", args.n_trials), ("sampler", args.sampler), ("storage", args.storage),
-                                   ("study_name", args.study_name)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("n_trials", args.n_trials),
+            ("sampler", args.sampler),
+            ("storage", args.storage),
+            ("study_name", args.study_name),
+        )
+        if v is not None
+    }
     settings = dataclasses.replace(params.tune, **overrides)  # revalidated by TuneParams.__post_init__
     return tune.main(settings, params.seed, apply=args.apply, table_path=args.table)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from medchat import cache_check
+    from medchat.ops import cache_check
 
     return cache_check.main(Path("."), remote=args.remote)
 
 
 def _pr_report(args: argparse.Namespace) -> int:
-    from medchat import pr_report
+    from medchat.ops import pr_report
 
     return pr_report.main(args.base, args.out, args.plots_dir)
 
@@ -197,50 +199,73 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check-data", help="validate a folder of Kaggle-schema CSV files")
     check.add_argument("raw_dir")
-    check.add_argument("--policy", default="data/policy.yaml")
+    check.add_argument("--rules", default=RULES, help=f"safety rules with the medication lexicon (default {RULES})")
     check.set_defaults(run=_check_data)
-    imported = commands.add_parser("import-data", help="a Kaggle download (zip or folder) -> a validated, DVC-tracked data folder")
+    imported = commands.add_parser(
+        "import-data", help="a Kaggle download (zip or folder) -> a validated, DVC-tracked data folder"
+    )
     imported.add_argument("source", help="the downloaded zip, or the folder it unzips to")
     imported.add_argument("--to", default="data/kaggle", help="new folder under data/ (default data/kaggle)")
-    imported.add_argument("--policy", default="data/policy.yaml")
-    imported.add_argument("--dvc-add", action=argparse.BooleanOptionalAction, default=True,
-                          help="track the folder with `dvc add` (default on)")
+    imported.add_argument("--rules", default=RULES, help=f"safety rules with the medication lexicon (default {RULES})")
+    imported.add_argument(
+        "--dvc-add",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="track the folder with `dvc add` (default on)",
+    )
     imported.set_defaults(run=_import_data)
 
     def model_command(name: str, help: str, run) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help)
         command.add_argument("--model", default=DEFAULT_MODEL, help=f"trained model folder (default {DEFAULT_MODEL})")
         command.add_argument("--max-new-tokens", type=int, default=160)
-        command.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
-                             help="safety guard on replies (default: as packaged, else on)")
-        command.add_argument("--policy", default="data/policy.yaml",
-                             help="safety policy when the model folder has none")
+        command.add_argument(
+            "--guard",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="safety guard on replies (default: as packaged, else on)",
+        )
+        command.add_argument(
+            "--rules", default=RULES, help=f"safety rules when the model folder has none (default {RULES})"
+        )
         command.set_defaults(run=run)
         return command
 
     cv = commands.add_parser("cv", help="mean ± std of metrics over the cross-validation fold experiments")
-    cv.add_argument("--metric", action="append", default=None,
-                    help="path:dotted.key (repeatable; default: " + ", ".join(CV_METRICS) + ")")
+    cv.add_argument(
+        "--metric",
+        action="append",
+        default=None,
+        help="path:dotted.key (repeatable; default: " + ", ".join(CV_METRICS) + ")",
+    )
     cv.add_argument("--exp-json", help="read `dvc exp show --json` output from this file instead of running dvc")
     cv.set_defaults(run=_cv)
 
-    tune = commands.add_parser("tune", help="Optuna search whose trials are DVC experiments (settings: tune in params.yaml)")
+    tune = commands.add_parser(
+        "tune", help="Optuna search whose trials are DVC experiments (settings: tune in params.yaml)"
+    )
     tune.add_argument("--params", default="params.yaml")
     tune.add_argument("--n-trials", type=int, help="override tune.n_trials")
     tune.add_argument("--sampler", choices=("tpe", "random", "grid"), help="override tune.sampler")
     tune.add_argument("--storage", help="override tune.storage (SQLAlchemy URL)")
     tune.add_argument("--study-name", help="override tune.study_name")
     tune.add_argument("--table", help="also write the markdown table of trials to this file")
-    tune.add_argument("--apply", action=argparse.BooleanOptionalAction, default=True,
-                      help="dvc exp apply the best trial (default on)")
+    tune.add_argument(
+        "--apply", action=argparse.BooleanOptionalAction, default=True, help="dvc exp apply the best trial (default on)"
+    )
     tune.set_defaults(run=_tune)
 
-    verify = commands.add_parser("verify", help="re-hash every cached output dvc.lock and the .dvc files record; "
-                                                "say which are missing or corrupted")
+    verify = commands.add_parser(
+        "verify",
+        help="re-hash every cached output dvc.lock and the .dvc files record; say which are missing or corrupted",
+    )
     verify.add_argument("--remote", action="store_true", help="also check that the default DVC remote can be reached")
     verify.set_defaults(run=_verify)
-    report = commands.add_parser("pr-report", help="markdown report for a pull request: metrics and params diffs "
-                                                   "against a base revision, plots as PNG (for cml comment create)")
+    report = commands.add_parser(
+        "pr-report",
+        help="markdown report for a pull request: metrics and params diffs "
+        "against a base revision, plots as PNG (for cml comment create)",
+    )
     report.add_argument("--base", default="main", help="git revision to compare with (default main)")
     report.add_argument("--out", default="report.md")
     report.add_argument("--plots-dir", help="where the PNG files go (default: report_plots/ beside --out)")
@@ -248,8 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     model_command("ask", "answer one question", _ask).add_argument("text")
     model_command("chat", "interactive session", _chat).add_argument(
-        "--feedback", metavar="FILE", help="after each reply, ask for a 1-5 rating and a better reply; append them "
-                                           "to FILE (augment.feedback, data/feedback.jsonl, trains on them)")
+        "--feedback",
+        metavar="FILE",
+        help="after each reply, ask for a 1-5 rating and a better reply; append them "
+        "to FILE (augment.feedback, data/feedback.jsonl, trains on them)",
+    )
     batch = model_command("batch", "answer a JSONL file of {id, text}", _batch)
     batch.add_argument("--input", required=True)
     batch.add_argument("--output", required=True)

@@ -6,8 +6,15 @@ from __future__ import annotations
 class InputError(Exception):
     """Bad input the user can fix: says where (file, row, key), what is wrong and how to fix it."""
 
-    def __init__(self, what: str, *, file: str | None = None, row: int | None = None,
-                 key: str | None = None, fix: str | None = None):
+    def __init__(
+        self,
+        what: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        key: str | None = None,
+        fix: str | None = None,
+    ):
         self.what, self.file, self.row, self.key, self.fix = what, file, row, key, fix
         super().__init__(self.message())
 

@@ -1,0 +1,98 @@
+"""The free-text set (patients' own words): top-1/top-3 of the retriever, the baseline, the LM and their
+rank fusion, and what each retrieval part adds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from medchat.data import names
+from medchat.data.dialogue import DIAGNOSE_OPENING
+from medchat.data.names import parse_disease
+from medchat.eval.scoring import share
+
+if TYPE_CHECKING:
+    from medchat.data.kb import KnowledgeBase
+    from medchat.data.lexicon import Lexicon
+    from medchat.eval.baseline import Baseline
+    from medchat.inference.chat_model import ChatModel
+    from medchat.retrieval.normaliser import SymptomNormaliser
+    from medchat.retrieval.prompts import PromptBuilder
+
+
+def fuse_rankings(rankings: list[list[list[str]]], weights: list[float] | None = None, k: int = 60) -> list[list[str]]:
+    """Weighted reciprocal-rank fusion: system m adds weight_m / (k + rank) to each disease. Ranks need no
+    score calibration, which the LM's log-likelihoods, tf-idf cosines and the baseline's probabilities lack."""
+    weights = weights or [1.0] * len(rankings)
+    fused = []
+    for per_query in zip(*rankings):
+        score: dict[str, float] = {}
+        for weight, ranking in zip(weights, per_query):
+            for position, disease in enumerate(ranking):
+                score[disease] = score.get(disease, 0.0) + weight / (k + position + 1)
+        fused.append(sorted(score, key=lambda d: -score[d]))
+    return fused
+
+
+def _topk(actual: list[str], ranked: list[list[str]]) -> dict:
+    return {
+        "top1": share([r[:1] == [a] for a, r in zip(actual, ranked)]),
+        "top3": share([a in r[:3] for a, r in zip(actual, ranked)]),
+        "n": len(actual),
+    }
+
+
+def evaluate_freetext(
+    items: list[dict],
+    builder: PromptBuilder,
+    baseline: Baseline,
+    chat: ChatModel | None = None,
+    weights: dict[str, float] | None = None,
+) -> tuple[dict, dict[str, list]]:
+    """Top-1 / top-3 disease accuracy on the free-text set for the retriever alone (raw and normalised
+    queries), the baseline (raw and normalised), the LM (its generated reply, and its ranking of all
+    diseases) and their reciprocal-rank fusion; returns the metrics and each system's rankings."""
+    from medchat.inference.ranking import rank_continuations
+
+    if builder.retriever is None:
+        raise ValueError("the free-text metrics need a prompt builder with a retriever (an index folder)")
+    texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
+    queries = builder.queries(texts)
+    n_all = len(names.DISEASES)
+    ranked = {
+        "retriever_raw": builder.retriever.rank(texts),
+        "retriever": builder.retriever.rank(queries),
+        "baseline_raw": baseline.rank(texts, k=n_all),
+        "baseline": baseline.rank(queries, k=n_all),
+    }
+    metrics = {name: _topk(actual, r) for name, r in ranked.items()}
+    if chat is not None:
+        prompts = builder(texts)
+        generated = [parse_disease(r) for r in chat.generate(prompts).replies]
+        ranked["lm"] = rank_continuations(chat, prompts, DIAGNOSE_OPENING, list(names.DISEASES))
+        metrics["lm_generated"] = {"top1": share([g == a for g, a in zip(generated, actual)]), "n": len(actual)}
+        metrics["lm"] = _topk(actual, ranked["lm"])
+        weights = weights or {}
+        systems = ("lm", "retriever", "baseline")
+        ranked["ensemble"] = fuse_rankings([ranked[m] for m in systems], [weights.get(m, 1.0) for m in systems])
+        metrics["ensemble"] = _topk(actual, ranked["ensemble"])
+    return metrics, ranked
+
+
+def retriever_ablation(
+    items: list[dict], kb: KnowledgeBase, lexicon: Lexicon, normaliser: SymptomNormaliser
+) -> dict[str, dict]:
+    """What each retrieval part adds on the free-text set: passages with clinical labels only, plus the
+    lexicon's lay phrasings, plus the query normaliser."""
+    from medchat.retrieval.passages import build_passages
+    from medchat.retrieval.retrievers import Retriever, RetrieverConfig
+
+    texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
+    expanded = build_passages(kb, lexicon)
+    labels_only = Retriever(build_passages(kb, lexicon, everyday=False), RetrieverConfig("tfidf"))
+    sparse = Retriever(expanded, RetrieverConfig("tfidf"))
+    normalised = normaliser.normalise_all(texts)
+    return {
+        "tfidf_labels": _topk(actual, labels_only.rank(texts)),
+        "tfidf_lexicon": _topk(actual, sparse.rank(texts)),
+        "tfidf_lexicon_normaliser": _topk(actual, sparse.rank(normalised)),
+    }

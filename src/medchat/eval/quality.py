@@ -1,0 +1,145 @@
+"""Quality and speed of a model on the test split (generation, ranking, text overlap) and of the baseline,
+on the same rows."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import TYPE_CHECKING, Any
+
+from medchat.data import names
+from medchat.data.dialogue import DIAGNOSE_OPENING
+from medchat.data.names import parse_disease
+from medchat.eval.safety_metrics import evaluate_safety
+from medchat.eval.scoring import classification, percentile, share, text_overlap
+from medchat.params import SAFETY_TASKS
+
+if TYPE_CHECKING:
+    from medchat.eval.baseline import Baseline
+    from medchat.inference.chat_model import ChatModel
+    from medchat.retrieval.prompts import PromptBuilder
+    from medchat.safety.rules import SafetyRules
+    from medchat.safety.triage import Triage
+
+SLICES = ("full", "partial")  # diagnose inputs: a whole symptom set, or 1-3 of its symptoms
+
+
+def _slice(row: dict) -> str:
+    return "partial" if row.get("partial") else "full"
+
+
+def evaluate_lm(chat: ChatModel, rows: list[dict], rank: bool) -> tuple[dict, list[dict]]:
+    """Quality metrics for one model and its per-example predictions (speed: `measure_speed`)."""
+    from medchat.inference.chat_model import Generation
+    from medchat.inference.ranking import rank_continuations
+
+    # Generate task by task: a batched generate runs until its longest reply ends, so mixing short diagnose
+    # replies with long descriptions in one batch would make every diagnose reply pay for the longest.
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["task"], i))
+    generated = chat.generate([rows[i]["user"] for i in order])
+    replies = [""] * len(rows)
+    for i, reply in zip(order, generated.replies):
+        replies[i] = reply
+    generation = Generation(replies, generated.seconds, generated.new_tokens)
+    predicted = [parse_disease(reply) for reply in generation.replies]
+    diagnose = [i for i, r in enumerate(rows) if r["task"] == "diagnose"]
+    ranked: dict[int, list[str]] = {}
+    if rank and diagnose:
+        for i, top in zip(
+            diagnose,
+            rank_continuations(chat, [rows[i]["user"] for i in diagnose], DIAGNOSE_OPENING, list(names.DISEASES)),
+        ):
+            ranked[i] = top[:3]
+    metrics: dict[str, Any] = {}
+    for name in SLICES:
+        chosen = [i for i in diagnose if _slice(rows[i]) == name]
+        metrics[name] = {
+            **classification(
+                [rows[i]["disease"] for i in chosen],
+                [predicted[i] for i in chosen],
+                [ranked[i] for i in chosen] if ranked else None,
+            ),
+            **text_overlap([rows[i]["reply"] for i in chosen], [generation.replies[i] for i in chosen]),
+        }
+    for task in ("describe", "precautions"):
+        chosen = [i for i, r in enumerate(rows) if r["task"] == task]
+        if chosen:
+            metrics[task] = {
+                "n": len(chosen),
+                "names_disease": round(sum(predicted[i] == rows[i]["disease"] for i in chosen) / len(chosen), 4),
+                **text_overlap([rows[i]["reply"] for i in chosen], [generation.replies[i] for i in chosen]),
+            }
+    for task in SAFETY_TASKS:  # in-distribution: the test split's safety messages, never-trained groups
+        chosen = [i for i, r in enumerate(rows) if r["task"] == task]
+        if chosen:
+            metrics[task] = {
+                "n": len(chosen),
+                "exact": share([generation.replies[i] == rows[i]["reply"] for i in chosen]),
+            }
+    metrics["perplexity"] = round(chat.perplexity([(r["user"], r["reply"]) for r in rows]), 4)
+    predictions = [
+        {
+            "id": r["id"],
+            "task": r["task"],
+            "partial": bool(r.get("partial")),
+            "disease": r["disease"],
+            "predicted": predicted[i],
+            "top3": ranked.get(i),
+            "reply": generation.replies[i],
+        }
+        for i, r in enumerate(rows)
+    ]
+    return metrics, predictions
+
+
+def measure_speed(chat: ChatModel, users: list[str], latency_samples: int) -> dict:
+    """Batched generation throughput (one batch of `users`) and per-reply latency with one request at a
+    time (what a chat user waits), decoding as `chat` does (drafted or not)."""
+    generated = chat.generate(users[: chat.batch_size])
+    speed: dict[str, Any] = {
+        "tokens_per_s": round(generated.new_tokens / generated.seconds, 1),
+        "replies_per_s": round(len(generated.replies) / generated.seconds, 1),
+    }
+    single = copy.copy(chat)
+    single.batch_size = 1
+    times = []
+    for user in users[:latency_samples]:
+        started = time.perf_counter()
+        single.generate([user])
+        times.append((time.perf_counter() - started) * 1000)
+    if times:
+        speed["latency_ms"] = {"p50": round(percentile(times, 50), 1), "p95": round(percentile(times, 95), 1)}
+    return speed
+
+
+def evaluate_model(
+    chat: ChatModel,
+    rows: list[dict],
+    safety_items: list[dict],
+    rules: SafetyRules,
+    rank: bool,
+    triage: Triage | None = None,
+    prompts: PromptBuilder | None = None,
+) -> tuple[dict, list[dict]]:
+    """Everything evaluate measures about one model except speed, and its per-example predictions.
+    `prompts` (a retrieval.PromptBuilder) turns user messages into the prompts the model was trained on."""
+    if prompts is not None and not prompts.identity:
+        rows = [{**r, "user": p} for r, p in zip(rows, prompts([r["user"] for r in rows]))]
+    metrics, predictions = evaluate_lm(chat, rows, rank)
+    metrics["safety"], safety_rows = evaluate_safety(chat, rules, safety_items, triage, prompts)
+    return metrics, predictions + [{"task": "safety", **r} for r in safety_rows]
+
+
+def evaluate_baseline(baseline: Baseline, rows: list[dict]) -> tuple[dict, list[dict]]:
+    diagnose = [r for r in rows if r["task"] == "diagnose"]
+    ranked = baseline.rank([r["user"] for r in diagnose]) if diagnose else []
+    metrics = {}
+    for name in SLICES:
+        chosen = [(r, k) for r, k in zip(diagnose, ranked) if _slice(r) == name]
+        metrics[name] = classification(
+            [r["disease"] for r, _ in chosen], [k[0] for _, k in chosen], [k for _, k in chosen]
+        )
+    predictions = [
+        {"id": r["id"], "disease": r["disease"], "predicted": k[0], "top3": k} for r, k in zip(diagnose, ranked)
+    ]
+    return metrics, predictions

@@ -1,0 +1,84 @@
+"""The packaged chatbot (models/chatbot): its folder format, written by the package stage, and the runtime
+that the `medchat` CLI answers with.
+
+A package holds the shipped model (safetensors, config, tokenizer), the safety rules the guard applies,
+the triage classifier that widens them, the prompt builder the model was trained with (normaliser,
+retriever, settings), the reply texts decoding drafts from, a model card, and `medchat.json`, which says
+whether replies are guarded by default. Everything in it is data: loading a package never runs its code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from medchat.errors import InputError
+from medchat.inference.chat_model import ChatModel
+from medchat.inference.drafting import save_drafts
+from medchat.retrieval.prompts import PROMPTS_FILE, PromptBuilder
+from medchat.safety.guard import guard_all
+from medchat.safety.rules import SafetyRules
+from medchat.safety.triage import Triage, find
+
+PACKAGE_FILE = "medchat.json"  # {"guard": bool}
+RULES_FILE = "safety_rules.yaml"
+CARD_FILE = "README.md"
+
+
+def write_package(
+    out: Path,
+    model_dir: str | Path,
+    rules: str | Path,
+    triage: Triage,
+    index_dir: str | Path,
+    drafts: list[str],
+    card: str,
+    guard: bool,
+) -> None:
+    """Fill the (empty, staging) folder `out` with a package of the model in `model_dir`."""
+    for item in Path(model_dir).iterdir():
+        if item.is_file():
+            shutil.copy2(item, out / item.name)
+    (out / CARD_FILE).write_text(card, encoding="utf-8")
+    shutil.copy2(rules, out / RULES_FILE)
+    triage.save(out)
+    for item in Path(index_dir).iterdir():  # the prompt builder: normaliser, retriever and its settings
+        shutil.copy2(item, out / item.name)
+    (out / PACKAGE_FILE).write_text(json.dumps({"guard": guard}, indent=2) + "\n", encoding="utf-8")
+    save_drafts(out, drafts)
+
+
+class Chatbot:
+    """A trained model folder (a package, or models/train / models/finetune) with the safety guard around
+    it: on as the package says (on for a bare model folder) unless `guard` overrides it. A folder without
+    its own safety rules uses `fallback_rules`."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        guard: bool | None = None,
+        fallback_rules: str | Path = "data/safety/rules.yaml",
+        max_new_tokens: int = 160,
+        batch_size: int = 64,
+    ):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError("model folder not found", file=str(folder), fix="run `dvc repro` or pass --model")
+        self.chat = ChatModel.load(folder, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        package = folder / PACKAGE_FILE
+        use_guard = json.loads(package.read_text()).get("guard", True) if package.exists() else True
+        if guard is not None:
+            use_guard = guard
+        rules = folder / RULES_FILE
+        self.rules = SafetyRules.load(rules if rules.exists() else fallback_rules) if use_guard else None
+        self.triage = find(folder) if use_guard else None
+        self.prompts = PromptBuilder.load(folder) if (folder / PROMPTS_FILE).exists() else None
+
+    def replies(self, texts: list[str]) -> tuple[list[str], float]:
+        """Guarded replies to user messages, in order, and the seconds generation took."""
+        generation = self.chat.generate(self.prompts(texts) if self.prompts is not None else texts)
+        replies = generation.replies
+        if self.rules is not None:
+            replies = [g.reply for g in guard_all(self.rules, self.triage, texts, replies)]
+        return replies, generation.seconds

@@ -1,0 +1,138 @@
+"""Build the scratch GPT-2 or load a pretrained causal LM, matched to our tokenizer. Imports torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medchat.errors import InputError
+from medchat.model.tokenization import SCRATCH, cannot_load, hub_options
+from medchat.params import ModelParams
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout", "hidden_dropout")
+
+
+def build_model(
+    params: ModelParams,
+    tokenizer: PreTrainedTokenizerBase,
+    dropout: float,
+    domain_tokens: dict[int, list[int]] | None = None,
+) -> Any:
+    """A causal LM whose embedding table covers the tokenizer, with pad/eos ids taken from it. Domain
+    tokens (tokenization.add_domain_tokens) start at the mean of the sub-token embeddings they replace."""
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    if params.name == SCRATCH:
+        config = GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=params.n_positions,
+            n_embd=params.n_embd,
+            n_layer=params.n_layer,
+            n_head=params.n_head,
+            activation_function=params.activation,
+            resid_pdrop=dropout,
+            embd_pdrop=dropout,
+            attn_pdrop=dropout,
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        return causal_lm_loss(GPT2LMHeadModel(config))
+    overrides = {}
+    options = hub_options(params)
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(params.name, **options)
+        overrides = {k: dropout for k in DROPOUT_KEYS if isinstance(getattr(config, k, None), float)}
+        # safetensors only: a checkpoint with nothing but pickled weights is refused, not unpickled
+        model = AutoModelForCausalLM.from_pretrained(params.name, use_safetensors=True, **options, **overrides)
+    except (OSError, ValueError) as exc:
+        raise cannot_load("model", params, exc) from None
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):  # type: ignore[operator]  # an nn.Embedding
+        # New rows (our pad token) start at the mean of the existing embeddings.
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    if domain_tokens:
+        init_domain_embeddings(model, domain_tokens)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return causal_lm_loss(model)
+
+
+def causal_lm_loss(model: PreTrainedModel) -> PreTrainedModel:
+    """Name the loss of a model loaded as a causal LM. transformers picks it from the class name, and a
+    name without "ForCausalLM" in it (GPT2LMHeadModel) gets none, then a warning at the first step that it
+    falls back to the causal-LM loss: the same loss, now chosen here, without the warning."""
+    model.loss_type = "ForCausalLM"
+    return model
+
+
+def init_domain_embeddings(model: PreTrainedModel, domain_tokens: dict[int, list[int]]) -> None:
+    """Row `new` of the input (and an untied output) embedding := mean of the rows of its former sub-tokens,
+    so a new term starts where the model's reading of its pieces was, not at a random point."""
+    import torch
+
+    # (the stubs read these nn.Module attributes through Module.__getattr__, hence Tensor | Module)
+    tables: list[torch.Tensor] = [model.get_input_embeddings().weight]  # type: ignore[list-item]
+    output = model.get_output_embeddings()
+    if output is not None and output.weight.data_ptr() != tables[0].data_ptr():
+        tables.append(output.weight)
+    with torch.no_grad():
+        for table in tables:
+            for new, old in domain_tokens.items():
+                table[new] = table[old].mean(dim=0)
+
+
+def load_trained(model_dir: str | Path) -> tuple[Any, Any]:
+    """A model saved by train or finetune (safetensors only) and its tokenizer, ready for inference."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InputError("model folder not found", file=str(model_dir), fix="run `dvc repro` or pass --model")
+    has_weights = (model_dir / "model.safetensors").exists() or any(model_dir.glob("model-*.safetensors"))
+    for required, present in (
+        ("config.json", (model_dir / "config.json").exists()),
+        ("model.safetensors", has_weights),
+        ("tokenizer.json", (model_dir / "tokenizer.json").exists()),
+    ):
+        if not present:
+            raise InputError(
+                f"not a trained model folder: {required} is missing",
+                file=str(model_dir),
+                fix="point --model at models/train, models/finetune or models/chatbot",
+            )
+    try:
+        # our own folders: never code from them, never the network
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), use_safetensors=True, local_files_only=True, trust_remote_code=False
+        )
+    except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated or corrupted weights file
+        raise InputError(
+            f"cannot load the model: {str(exc).splitlines()[0]}",
+            file=str(model_dir),
+            fix="re-create it with dvc repro (or dvc checkout / dvc pull)",
+        ) from None
+    model.eval()
+    return causal_lm_loss(model), tokenizer
+
+
+def count_parameters(model: PreTrainedModel) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def quiet_progress() -> None:
+    """No progress bars in stage logs (dvc repro output stays readable); Trainer still prints its logs."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
