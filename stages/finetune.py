@@ -20,6 +20,7 @@ def main() -> int:
     from medchat.model.loading import load_trained, quiet_progress
     from medchat.training.callbacks import GradualUnfreezing, layer_groups
     from medchat.training.checkpoints import is_main_process, training_outputs
+    from medchat.training.lora import with_lora
     from medchat.training.probe import accuracy_probe
     from medchat.training.sampling import reply_sequences, weight_tasks
     from medchat.training.trainer import fit
@@ -29,6 +30,7 @@ def main() -> int:
         params = load_params()
         p = params.finetune
         model, tokenizer = load_trained(BASE)
+        model = with_lora(model, p.lora, params.seed)
         # in memory: transforms (filter, shuffle) must not write cache files into the DVC-tracked folder
         data = load_from_disk(str(TOKENIZED / "datasets"), keep_in_memory=True)
         probe = accuracy_probe(

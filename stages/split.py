@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 
 from medchat.artifacts import atomic_dir, read_jsonl, write_json, write_jsonl
-from medchat.data.eval_sets import load_freetext, load_safety_set
+from medchat.data.eval_sets import load_freetext, load_questions, load_safety_set
 from medchat.data.splitting import SPLITS, SplitConfig, held_out_overlap, overlap, split_examples
 from medchat.errors import InputError
 from medchat.params import load_params
@@ -15,6 +15,7 @@ EXAMPLES = "data/augmented/examples.jsonl"
 HELD_OUT = "data/eval/safety.jsonl"  # evaluation-only texts: no training example may contain one
 TUNING_SET = "data/eval/safety_tuning.jsonl"  # the guard's tuning set: kept out of training too
 FREETEXT = "data/eval/freetext.jsonl"
+FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_v2.jsonl"
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
 
@@ -23,10 +24,14 @@ def main() -> int:
     try:
         params = load_params()
         examples = read_jsonl(EXAMPLES)
-        held_out = [
-            item["text"]
-            for item in (*load_safety_set(HELD_OUT), *load_safety_set(TUNING_SET), *load_freetext(FREETEXT))
-        ]
+        sets = (
+            load_safety_set(HELD_OUT),
+            load_safety_set(TUNING_SET),
+            load_freetext(FREETEXT),
+            load_freetext(FREETEXT_V2),
+            load_questions(QUESTIONS_V2),
+        )
+        held_out = [item["text"] for items in sets for item in items]
     except InputError as exc:
         print(f"split: error: {exc}", file=sys.stderr)
         return 1

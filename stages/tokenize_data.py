@@ -16,7 +16,7 @@ from medchat.model.tokenization import (
     add_domain_tokens,
     domain_terms,
     encode_rows,
-    load_pretrained_tokenizer,
+    load_saved_tokenizer,
     save_domain_tokens,
     save_tokenizer,
     tokens_per_term,
@@ -26,6 +26,7 @@ from medchat.params import load_params
 from medchat.retrieval.prompts import PromptBuilder
 
 SPLIT_DIR = "data/split"
+BASE = "models/base"  # a pretrained model's tokenizer (the base stage)
 INDEX = "models/retriever"  # its prompt settings: normalised and/or retrieval-augmented user turns
 OUT_DIR = "data/tokenized"
 METRICS = "metrics/tokenize.json"
@@ -49,7 +50,7 @@ def main() -> int:
                 (f"{r['user']}\n{r['reply']}" for r in rows["train"]), params.model.vocab_size
             )
         else:
-            tokenizer = load_pretrained_tokenizer(params.model)
+            tokenizer = load_saved_tokenizer(BASE)  # the base model's, with its dedicated pad token
         terms = domain_terms(Lexicon.load(params.augment.lexicon))
     except InputError as exc:
         print(f"tokenize: error: {exc}", file=sys.stderr)

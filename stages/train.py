@@ -10,6 +10,7 @@ from medchat.errors import InputError
 from medchat.params import load_params
 
 TOKENIZED = Path("data/tokenized")
+BASE = "models/base"  # the pretrained weights (the base stage; unused for scratch)
 OUT_DIR, PLOTS_DIR, METRICS = "models/train", "plots/train", "metrics/train.json"
 RESUME_DIR = Path("models/.checkpoints/train")  # outlives a killed run (not a DVC output); removed on success
 
@@ -21,6 +22,7 @@ def main() -> int:
     from medchat.model.loading import build_model, count_parameters, quiet_progress
     from medchat.model.tokenization import load_domain_tokens, load_saved_tokenizer
     from medchat.training.checkpoints import is_main_process, training_outputs
+    from medchat.training.lora import with_lora
     from medchat.training.probe import accuracy_probe
     from medchat.training.sampling import reply_sequences, weight_tasks
     from medchat.training.trainer import fit
@@ -33,7 +35,8 @@ def main() -> int:
         # in memory: transforms (filter, shuffle) must not write cache files into the DVC-tracked folder
         data = load_from_disk(str(TOKENIZED / "datasets"), keep_in_memory=True)
         set_seed(params.seed)  # the scratch model's initial weights come from this seed
-        model = build_model(params.model, tokenizer, p.dropout, load_domain_tokens(TOKENIZED / "tokenizer"))
+        model = build_model(params.model, tokenizer, p.dropout, load_domain_tokens(TOKENIZED / "tokenizer"), BASE)
+        model = with_lora(model, p.lora, params.seed)
         probe = accuracy_probe(
             tokenizer,
             data["val"].select_columns(["user", "task", "disease"]).to_list(),

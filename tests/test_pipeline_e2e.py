@@ -44,6 +44,8 @@ def test_every_stage_ran_and_dvc_is_clean(project):
     for name in ("clean", "augment", "split", "index", "triage", "tokenize", "train", "finetune", "evaluate"):
         assert (project / "metrics" / f"{name}.json").exists(), name
     assert (project / "models" / "chatbot").is_dir()  # the package stage
+    base = json.loads((project / "models" / "base" / "source.json").read_text())  # scratch: the record alone
+    assert base["kind"] == "scratch" and {p.name for p in (project / "models" / "base").iterdir()} == {"source.json"}
     assert "up to date" in dvc("status", cwd=project).stdout
     for model in ("train", "finetune", "chatbot"):
         files = {p.name for p in (project / "models" / model).iterdir()}
@@ -79,8 +81,17 @@ def test_metrics_and_report(project):
     assert ablation["tfidf_lexicon"]["top1"] == results["retriever"]["freetext"]["raw"]["top1"]  # the default index
     assert set(results["retriever"]["test"]) == {"recall@1", "recall@3", "recall@5", "n"}
     assert results["retriever"]["freetext"]["raw"]["n"] == 246 and results["retriever"]["freetext"]["raw"]["top1"] > 0.5
+    assert (
+        results["retriever"]["freetext_v2"]["raw"]["n"] == 328 and results["baseline"]["freetext_v2"]["raw"]["n"] == 328
+    )
     for model in ("train", "finetune"):
-        assert set(results[model]["freetext"]) == {"lm", "lm_generated", "ensemble"}
+        assert (
+            set(results[model]["freetext"]) == set(results[model]["freetext_v2"]) == {"lm", "lm_generated", "ensemble"}
+        )
+        questions = results[model]["questions_v2"]
+        assert questions["guard_off"]["n"] == questions["guard_on"]["n"] == 123
+        # the guard adds escalations and never removes one
+        assert questions["guard_on"]["needless_escalation"] >= questions["guard_off"]["needless_escalation"]
     assert results["shipped"] in ("train", "finetune")
     for model in ("train", "finetune"):
         for part in ("full", "partial"):
@@ -108,6 +119,7 @@ def test_metrics_and_report(project):
     report = (project / "metrics" / "report.md").read_text()
     assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report
     assert "| retriever, raw text |" in report and "## What each part adds" in report
+    assert "| train, with guard |" in report and "v2 top-1" in report
     assert "| + the lexicon normaliser on the query |" in report and "Best top-1 on free text:" in report
     triage = json.loads((project / "metrics" / "triage.json").read_text())
     assert all(triage["validation"][label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))
@@ -296,7 +308,8 @@ def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tm
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "before tuning"], cwd=project, capture_output=True)
     settings = yaml.safe_load((project / "params.yaml").read_text())
-    settings["tune"] = {
+    settings["tune"] = {  # replaced whole: every key is required
+        **settings["tune"],
         "sampler": "tpe",
         "n_trials": 2,
         "objective": "metrics/evaluate.json:baseline.partial.accuracy",

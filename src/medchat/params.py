@@ -112,6 +112,21 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
+class LoraParams:
+    r: int = spec("LoRA rank; 0 turns LoRA off (full fine-tuning)", min=0, max=512)
+    alpha: int = spec("LoRA scaling numerator (the update is scaled by alpha / r)", min=1)
+    dropout: float = spec("dropout on the LoRA branch's input", min=0.0, max=0.9)
+    target_modules: list[str] = spec(
+        "names of the linear layers that get adapters (e.g. q_proj, v_proj for Llama-style models, c_attn for GPT-2)"
+    )
+    layers: int = spec("adapters on the top so many decoder blocks only; 0: every block", min=0, max=512)
+
+    def __post_init__(self) -> None:
+        if self.r and not self.target_modules:
+            raise InputError("LoRA needs target modules", key="target_modules", fix="e.g. [q_proj, v_proj]")
+
+
+@dataclass(frozen=True)
 class TrainerParams:
     """TrainingArguments keys, named as the library names them (and as the seed's config did)."""
 
@@ -141,6 +156,7 @@ class TrainerParams:
     packing: bool = spec(
         "a batch's examples share rows of train.max_length tokens (no attention across them) instead of padding"
     )
+    lora: LoraParams = spec("low-rank adapters (peft) instead of full fine-tuning; saved merged, adapter kept")
 
     def __post_init__(self) -> None:
         for i, task in enumerate(self.tasks):

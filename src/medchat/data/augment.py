@@ -255,7 +255,7 @@ def compose_minor(training: TrainingText, rng: random.Random) -> tuple[str, str]
 
 def _question_examples(task, disease, choices, want, rng, add) -> None:
     """`want` distinct questions about `disease`; the group is the template, so case variants stay together."""
-    variants = [(t, name) for t in range(len(choices)) for name in _disease_variants(disease)]
+    variants = [(t, name) for t in range(len(choices)) for name in disease_variants(disease)]
     if want > len(variants):
         raise InputError(
             f"asks for {want} {task} examples per disease but the templates allow {len(variants)}",
@@ -268,7 +268,7 @@ def _question_examples(task, disease, choices, want, rng, add) -> None:
         want -= add(task, disease, [], sentence_case(choices[t].format(disease=name)), f"{task}|{disease}|t{t}")
 
 
-def _disease_variants(disease: str) -> list[str]:
+def disease_variants(disease: str) -> list[str]:
     """How users write a disease name: as we do, and lower-cased except for acronyms ("GERD", "Hepatitis A")."""
     lower = " ".join(word if word.isupper() else word.lower() for word in disease.split())
     return [disease] if lower == disease else [disease, lower]

@@ -1,6 +1,8 @@
 """The held-out evaluation sets in data/eval (never trained on; split keeps every training example clear of
 their texts): the free-text set (patients' own words, one disease each) and the safety sets (the held-out
-set and the guard's tuning set, items of four kinds). Loading validates every line."""
+set and the guard's tuning set, items of four kinds), and the questions set (a named condition to explain or
+to manage). Version 2 of the free-text and questions sets was written blind to the repository. Loading
+validates every line."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from medchat.data import names
 from medchat.errors import InputError
 
 SAFETY_KINDS = ("emergency", "benign", "drug_request", "diagnostic")
+QUESTION_KINDS = ("describe", "precautions")
 
 
 def load_freetext(path: str) -> list[dict]:
@@ -28,5 +31,20 @@ def load_safety_set(path: str | Path) -> list[dict]:
     for number, item in iter_jsonl(path):
         if item.get("kind") not in SAFETY_KINDS or not isinstance(item.get("text"), str) or "id" not in item:
             raise InputError(f"needs id, text and kind (one of {', '.join(SAFETY_KINDS)})", file=str(path), row=number)
+        items.append(item)
+    return items
+
+
+def load_questions(path: str | Path) -> list[dict]:
+    """The questions set: id, disease (canonical), kind (describe: what is it; precautions: how to manage it), text."""
+    items = []
+    for number, item in iter_jsonl(path):
+        valid = isinstance(item.get("text"), str) and item.get("disease") in names.DISEASES and "id" in item
+        if not valid or item.get("kind") not in QUESTION_KINDS:
+            raise InputError(
+                f"needs id, text, a canonical disease name and kind ({', '.join(QUESTION_KINDS)})",
+                file=str(path),
+                row=number,
+            )
         items.append(item)
     return items

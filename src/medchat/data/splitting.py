@@ -85,12 +85,12 @@ def overlap(splits: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     return counts
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
     return " ".join(text.casefold().split()).strip(" .?!")
 
 
 def held_out_overlap(splits: dict[str, list[dict[str, Any]]], held_out: list[str]) -> int:
     """Examples whose user text contains a held-out evaluation text (exactly or buried in a longer message)."""
-    needles = [n for n in map(_normalise, held_out) if n]
-    texts = [_normalise(e["user"]) for rows in splits.values() for e in rows]  # once each, not once per needle
+    needles = [n for n in map(normalise, held_out) if n]
+    texts = [normalise(e["user"]) for rows in splits.values() for e in rows]  # once each, not once per needle
     return sum(any(n in text for n in needles) for text in texts)

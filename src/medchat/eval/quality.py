@@ -143,3 +143,20 @@ def evaluate_baseline(baseline: Baseline, rows: list[dict]) -> tuple[dict, list[
         {"id": r["id"], "disease": r["disease"], "predicted": k[0], "top3": k} for r, k in zip(diagnose, ranked)
     ]
     return metrics, predictions
+
+
+def shipped_model(results: dict[str, dict], ship: str) -> str:
+    """The model evaluate.ship names, or with "best" the one with the higher full-symptom test accuracy
+    (finetune on a tie: it also learned to describe conditions and give precautions)."""
+    if ship != "best":
+        return ship
+    return max(("train", "finetune"), key=lambda m: (results[m]["full"].get("accuracy", 0), m == "finetune"))
+
+
+def confusion_rows(predictions: list[dict], model: str) -> list[dict[str, str]]:
+    """plots/evaluate/confusion.json: actual and predicted disease of each test diagnose prompt of `model`."""
+    return [
+        {"actual": p["disease"], "predicted": p["predicted"] or "(none)"}
+        for p in predictions
+        if p["model"] == model and p["task"] == "diagnose"
+    ]

@@ -90,34 +90,64 @@ def detector_table(results: dict[str, dict], shipped: str) -> str:
 
 
 def freetext_table(results: dict[str, dict]) -> str:
-    """Top-1 / top-3 on the free-text set, one row per system."""
+    """Top-1 / top-3 on the free-text sets (v1, and v2 written blind to the repository), one row per system."""
     rows = [
-        ("retriever, raw text", ("retriever", "freetext", "raw")),
-        ("retriever, normalised (lexicon)", ("retriever", "freetext", "normalised")),
-        ("baseline, raw text", ("baseline", "freetext", "raw")),
-        ("baseline, normalised (lexicon)", ("baseline", "freetext", "normalised")),
+        ("retriever, raw text", ("retriever", "{set}", "raw")),
+        ("retriever, normalised (lexicon)", ("retriever", "{set}", "normalised")),
+        ("baseline, raw text", ("baseline", "{set}", "raw")),
+        ("baseline, normalised (lexicon)", ("baseline", "{set}", "normalised")),
     ]
     for model in ("train", "finetune"):
         rows += [
-            (f"{model} LM, generated reply", (model, "freetext", "lm_generated")),
-            (f"{model} LM, ranking all diseases", (model, "freetext", "lm")),
-            (f"{model} LM + retriever + baseline (rank fusion)", (model, "freetext", "ensemble")),
+            (f"{model} LM, generated reply", (model, "{set}", "lm_generated")),
+            (f"{model} LM, ranking all diseases", (model, "{set}", "lm")),
+            (f"{model} LM + retriever + baseline (rank fusion)", (model, "{set}", "ensemble")),
         ]
-    lines = ["| system | top-1 | top-3 | n |", "|---|---:|---:|---:|"]
+    lines = ["| system | v1 top-1 | v1 top-3 | v2 top-1 | v2 top-3 |", "|---|---:|---:|---:|---:|"]
+    sizes: dict[str, int] = {}
     for label, path in rows:
-        found = _get(results, path)
-        if found:
-            cells = ["–" if found.get(k) is None else f"{found[k]:g}" for k in ("top1", "top3", "n")]
+        cells, found_any = [], False
+        for name in ("freetext", "freetext_v2"):
+            found = _get(results, tuple(part.format(set=name) for part in path)) or {}
+            found_any |= bool(found)
+            sizes.setdefault(name, found.get("n") or 0)
+            cells += ["–" if found.get(k) is None else f"{found[k]:g}" for k in ("top1", "top3")]
+        if found_any:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if len(lines) == 2:
         return ""
     test = _get(results, ("retriever", "test")) or {}
     return "\n".join(
         [
-            "Free-text set `data/eval/freetext.jsonl` (patient-style descriptions we wrote, never trained on). "
+            f"Free-text sets, never trained on: v1 `data/eval/freetext.jsonl` ({sizes.get('freetext')} patient-style "
+            f"descriptions, written alongside the lexicon) and v2 `data/eval/freetext_v2.jsonl` "
+            f"({sizes.get('freetext_v2')}, written blind to the repository; reported, never tuned on). "
             "Retriever recall@1/3/5 on the test split's diagnose prompts: "
             + " / ".join(f"{test.get(f'recall@{k}')}" for k in (1, 3, 5))
             + ".",
+            "",
+            *lines,
+            "",
+        ]
+    )
+
+
+def questions_table(results: dict[str, dict]) -> str:
+    """Questions about a named condition (v2): answered with it, without a refusal or a needless escalation."""
+    keys = ("answered", "names_condition", "needless_escalation", "refused")
+    lines = ["| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |", "|---|" + "---:|" * len(keys)]
+    for model in ("train", "finetune"):
+        for mode, label in (("guard_off", "alone"), ("guard_on", "with guard")):
+            rates = _get(results, (model, "questions_v2", mode))
+            if rates:
+                lines.append(f"| {model}, {label} | " + " | ".join(_cell(rates.get(k)) for k in keys) + " |")
+    if len(lines) == 2:
+        return ""
+    return "\n".join(
+        [
+            'Questions set `data/eval/questions_v2.jsonl` ("what is X?", "how do I manage X?", written blind to the '
+            "repository): answered = the reply names X, does not refuse, and does not escalate unless X is an "
+            "emergency condition.",
             "",
             *lines,
             "",
@@ -248,6 +278,7 @@ def evaluation_report(results: dict[str, dict], ablation: dict | None = None) ->
             "",
             detector_table(results, shipped),
             freetext_table(results),
+            questions_table(results),
             ablation_section(results, ablation),
             multitask_section(ablation),
             f"Packaged as `models/chatbot`: the `{shipped}` model.",

@@ -20,9 +20,15 @@ def build_model(
     tokenizer: PreTrainedTokenizerBase,
     dropout: float,
     domain_tokens: dict[int, list[int]] | None = None,
+    weights: str | Path | None = None,
+    gguf_file: str | None = None,
 ) -> Any:
     """A causal LM whose embedding table covers the tokenizer, with pad/eos ids taken from it. Domain
-    tokens (tokenization.add_domain_tokens) start at the mean of the sub-token embeddings they replace."""
+    tokens (tokenization.add_domain_tokens) start at the mean of the sub-token embeddings they replace.
+
+    A pretrained model loads from `weights` (default `model.name`): a folder of safetensors (models/base,
+    which the base stage writes), or with `gguf_file` a GGUF file in that folder, dequantized to fp32."""
+    import torch
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if params.name == SCRATCH:
@@ -41,20 +47,29 @@ def build_model(
             pad_token_id=tokenizer.pad_token_id,
         )
         return causal_lm_loss(GPT2LMHeadModel(config))
-    overrides = {}
-    options = hub_options(params)
+    options: dict[str, Any] = dict(hub_options(params))
     try:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(params.name, **options)
-        overrides = {k: dropout for k in DROPOUT_KEYS if isinstance(getattr(config, k, None), float)}
+        source = str(weights or params.name)
         # safetensors only: a checkpoint with nothing but pickled weights is refused, not unpickled
-        model = AutoModelForCausalLM.from_pretrained(params.name, use_safetensors=True, **options, **overrides)
+        if gguf_file:
+            options["gguf_file"] = gguf_file
+        config = AutoConfig.from_pretrained(source, **options)
+        overrides = {k: dropout for k in DROPOUT_KEYS if isinstance(getattr(config, k, None), float)}
+        # GGUF weights are dequantized to fp32 (trainable); a folder must hold safetensors, never pickles
+        options.update({"dtype": torch.float32} if gguf_file else {"use_safetensors": True})
+        model = AutoModelForCausalLM.from_pretrained(source, **options, **overrides)
     except (OSError, ValueError) as exc:
         raise cannot_load("model", params, exc) from None
+    if gguf_file:
+        model = unquantized(model)  # type: ignore[assignment]  # a causal LM either way
     if model.get_input_embeddings().num_embeddings < len(tokenizer):  # type: ignore[operator]  # an nn.Embedding
-        # New rows (our pad token) start at the mean of the existing embeddings.
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        # New rows (our pad token) start at the mean of the existing embeddings (transformers' mean_resizing
+        # samples around it instead, and says so on every run)
+        old = model.get_input_embeddings().weight.shape[0]  # type: ignore[index]
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        init_domain_embeddings(model, {new: list(range(old)) for new in range(old, len(tokenizer))})
     if domain_tokens:
         init_domain_embeddings(model, domain_tokens)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -63,6 +78,23 @@ def build_model(
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
     return causal_lm_loss(model)
+
+
+def unquantized(model: PreTrainedModel) -> PreTrainedModel:
+    """A GGUF-loaded model as a plain one. Without a GGUF matmul kernel (CPUs) transformers dequantizes every
+    weight at load, yet keeps the GGUF quantizer attached, which forbids saving; the same weights in a model
+    built from the config have no quantizer. load_state_dict (strict) fails loudly if any weight is still packed."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
+    plain.load_state_dict(model.state_dict(), strict=True)
+    plain.generation_config = copy.deepcopy(model.generation_config)
+    return plain
 
 
 def causal_lm_loss(model: PreTrainedModel) -> PreTrainedModel:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from medchat.data.lexicon import Lexicon
+    from medchat.params import ModelParams
 
 SCRATCH = "scratch"
 EOS, PAD = "<|endoftext|>", "<|pad|>"
@@ -85,7 +86,7 @@ def load_domain_tokens(folder: str | Path) -> dict[int, list[int]]:
     return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
 
 
-def hub_options(params: Any) -> dict[str, bool]:
+def hub_options(params: ModelParams) -> dict[str, bool]:
     """from_pretrained keywords for `model.name` (a ModelParams): no network unless model.allow_download
     (so an uncached Hub id fails at once instead of after ~23 s of retries), and no code from the model
     folder unless model.trust_remote_code, which warns every time it is used."""
@@ -98,7 +99,7 @@ def hub_options(params: Any) -> dict[str, bool]:
     return {"local_files_only": not params.allow_download, "trust_remote_code": params.trust_remote_code}
 
 
-def cannot_load(what: str, params: Any, exc: Exception) -> InputError:
+def cannot_load(what: str, params: ModelParams, exc: Exception) -> InputError:
     fix = (
         (
             'use "scratch" or a local model folder; a Hub id must be in the local Hugging Face cache '
@@ -111,11 +112,14 @@ def cannot_load(what: str, params: Any, exc: Exception) -> InputError:
     return InputError(f"cannot load {what} {params.name!r}: {str(exc).splitlines()[0]}", key="model.name", fix=fix)
 
 
-def load_pretrained_tokenizer(params: Any) -> Any:
-    """The tokenizer of `model.name` (Hub id or local path), given a dedicated pad token if it lacks one."""
+def load_pretrained_tokenizer(
+    params: ModelParams, folder: str | Path | None = None, gguf_file: str | None = None
+) -> Any:
+    """The tokenizer of `model.name` (Hub id or local path; or `folder`, with `gguf_file` a GGUF file in it),
+    given a dedicated pad token if it lacks one."""
     from transformers import AutoTokenizer
 
-    name = params.name
+    name = str(folder or params.name)
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
         raise InputError(
             f"local model folder {name!r} not found",
@@ -123,7 +127,9 @@ def load_pretrained_tokenizer(params: Any) -> Any:
             fix='use "scratch", an existing folder, or a Hub id',
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, **hub_options(params))
+        tokenizer = AutoTokenizer.from_pretrained(
+            name, **hub_options(params), **({"gguf_file": gguf_file} if gguf_file else {})
+        )
     except (OSError, ValueError) as exc:
         raise cannot_load("a tokenizer for", params, exc) from None
     if tokenizer.eos_token is None:

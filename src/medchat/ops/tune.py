@@ -15,18 +15,23 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medchat.errors import InputError
 from medchat.ops.dvc_commands import run_dvc
 from medchat.ops.experiments import dvc_exp_show, experiment_records, lookup
+
+if TYPE_CHECKING:
+    import optuna
+
+    from medchat.params import TuneParams
 
 
 class TrialFailed(Exception):
     """A trial's experiment failed or lacks the objective: the trial is marked failed and the study goes on."""
 
 
-def suggest(trial: Any, space: dict[str, dict]) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict[str, Any]:
     """One value per dimension: `choices` -> categorical; `low`/`high` ints -> int; otherwise float
     (`log` and `step` as Optuna takes them)."""
     values = {}
@@ -93,7 +98,7 @@ def objective_value(shown: list[dict], name: str, key: str) -> float:
 
 
 def run_study(
-    tune: Any,
+    tune: TuneParams,
     seed: int,
     show: Callable[[], list[dict]],
     run: Callable[[str, dict], None] = run_experiment,
@@ -107,12 +112,12 @@ def run_study(
     study = optuna.create_study(
         study_name=tune.study_name,
         storage=tune.storage,
-        direction=tune.direction,
+        direction=tune.direction,  # type: ignore[arg-type]  # maximize or minimize, checked at load
         sampler=make_sampler(tune.sampler, tune.space, seed),
         load_if_exists=True,
     )
 
-    def objective(trial: Any) -> float:
+    def objective(trial: optuna.Trial) -> float:
         overrides = suggest(trial, tune.space)
         name = f"{tune.study_name}-{trial.number}"
         trial.set_user_attr("experiment", name)
@@ -134,7 +139,7 @@ def run_study(
     return study
 
 
-def trials_table(study: Any) -> str:
+def trials_table(study: optuna.Study) -> str:
     """Markdown: one row per trial (number, state, objective, params, experiment); the best marked."""
     keys = sorted({k for t in study.trials for k in t.params})
     best = _best_number(study)
@@ -156,14 +161,14 @@ def trials_table(study: Any) -> str:
     return "\n".join(lines)
 
 
-def _best_number(study: Any) -> int | None:
+def _best_number(study: optuna.Study) -> int | None:
     try:
         return study.best_trial.number
     except ValueError:  # no complete trial
         return None
 
 
-def apply_best(study: Any) -> str:
+def apply_best(study: optuna.Study) -> str:
     number = _best_number(study)
     if number is None:
         raise InputError("no trial completed", fix="see the failed trials above; `dvc exp show` lists what ran")
@@ -172,7 +177,7 @@ def apply_best(study: Any) -> str:
     return name
 
 
-def main(tune: Any, seed: int, apply: bool, table_path: str | None) -> int:
+def main(tune: TuneParams, seed: int, apply: bool, table_path: str | None) -> int:
     try:
         import optuna  # noqa: F401
     except ImportError:

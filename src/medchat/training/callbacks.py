@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 def layer_groups(model: PreTrainedModel, n_groups: int) -> list[list[Any]]:
     """Parameters in groups from the top of the network down: [final norm/head + top blocks, ..., embeddings].
+    Only parameters that train count: with LoRA, the groups hold the adapters, top blocks first.
 
     Works for any decoder whose blocks sit in one ModuleList of `num_hidden_layers` modules."""
     import torch
@@ -24,13 +25,16 @@ def layer_groups(model: PreTrainedModel, n_groups: int) -> list[list[Any]]:
     if blocks is None:
         raise ValueError(f"cannot find the {n_layers} decoder blocks of {type(model).__name__}")
     in_block = {id(p): i for i, block in enumerate(blocks) for p in block.parameters()}
-    named = list(model.named_parameters())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     first_block_at = next(i for i, (_, p) in enumerate(named) if id(p) in in_block)
     bottom = [p for i, (_, p) in enumerate(named) if id(p) not in in_block and i < first_block_at]
     top = [p for i, (_, p) in enumerate(named) if id(p) not in in_block and i > first_block_at]
     n_chunks = max(1, min(n_groups - 1, n_layers))
     bounds = [round(n_layers * k / n_chunks) for k in range(n_chunks + 1)]
-    chunks = [[p for b in range(lo, hi) for p in blocks[b].parameters()] for lo, hi in zip(bounds, bounds[1:])]
+    chunks = [
+        [p for b in range(lo, hi) for p in blocks[b].parameters() if p.requires_grad]
+        for lo, hi in zip(bounds, bounds[1:])
+    ]
     groups = [top + chunks[-1], *reversed(chunks[:-1])]
     if n_groups == 1:
         return [top + [p for c in chunks for p in c] + bottom]

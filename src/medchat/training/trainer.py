@@ -29,6 +29,7 @@ from medchat.training.checkpoints import (
     resumable_checkpoint,
     run_fingerprint,
 )
+from medchat.training.lora import is_lora, save_trained
 from medchat.training.packing import LossPositionsOnly, PackingCollator
 
 if TYPE_CHECKING:
@@ -201,7 +202,11 @@ def fit(
         else None
     )
     final = next((h for h in evals if h["step"] == kept), evals[-1] if evals else None) or trainer.evaluate()
-    trainer.save_model(str(out_dir))  # from rank 0 only
+    if is_lora(trainer.model):
+        if main:
+            save_trained(trainer.model, tokenizer, out_dir)  # the adapter, and the model with it merged
+    else:
+        trainer.save_model(str(out_dir))  # from rank 0 only
     if main:
         # Trainer also pickles TrainingArguments; our model folders hold no pickles (params.yaml records the config).
         (out_dir / "training_args.bin").unlink(missing_ok=True)
