@@ -38,6 +38,7 @@ def main() -> int:
     from medchat.eval.scoring import recall_at
     from medchat.inference.chat_model import ChatModel
     from medchat.inference.drafting import reply_texts
+    from medchat.inference.grounding import Grounding
     from medchat.model.loading import quiet_progress
     from medchat.retrieval.prompts import PromptBuilder
     from medchat.safety.rules import SafetyRules
@@ -56,6 +57,7 @@ def main() -> int:
         free_sets = {"freetext": load_freetext(FREETEXT), "freetext_v2": load_freetext(FREETEXT_V2)}
         questions = load_questions(QUESTIONS_V2)
         kb, lexicon = load_tidy(CLEAN_DIR), Lexicon.load(params.augment.lexicon)
+        grounding = Grounding(kb, rules, prompts, e.grounding_top_k) if e.grounding_top_k else None
         # greedy decoding drafts from the training replies (medchat.inference.drafting): same replies, fewer passes
         drafts = reply_texts(train_rows)
         chats = {
@@ -88,9 +90,9 @@ def main() -> int:
         results[name]["safety_tuning"] = evaluate_safety(chat, rules, tuning_items, triage, prompts)[0]
         results[name].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
         for key, items in free_sets.items():
-            free, _ = evaluate_freetext(items, prompts, baseline, chat, dict(e.ensemble_weights))
-            results[name][key] = {k: free[k] for k in ("lm", "lm_generated", "ensemble")}
-        results[name]["questions_v2"] = evaluate_questions(chat, prompts, rules, triage, questions)
+            free, _ = evaluate_freetext(items, prompts, baseline, chat, dict(e.ensemble_weights), grounding)
+            results[name][key] = {k: free[k] for k in ("lm", "lm_generated", "ensemble", "chatbot") if k in free}
+        results[name]["questions_v2"] = evaluate_questions(chat, prompts, rules, triage, questions, grounding)
         predictions += [{"model": name, **r} for r in rows]
         print(
             f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "

@@ -18,7 +18,7 @@ from medchat.params import load_params
 
 EVALUATE, TRAIN_SPLIT = "metrics/evaluate.json", "data/split/train.jsonl"
 MODELS = {"train": "models/train", "finetune": "models/finetune"}
-TRIAGE, INDEX, OUT_DIR = "models/triage", "models/retriever", "models/chatbot"
+TRIAGE, INDEX, CLEAN_DIR, OUT_DIR = "models/triage", "models/retriever", "data/clean", "models/chatbot"
 SMOKE_MESSAGE = "I have a high fever, chills and a headache"
 
 
@@ -37,7 +37,19 @@ def main() -> int:
         card = model_card(results, params.model.name, results["test_examples"], shipped)
         drafts, triage = reply_texts(read_jsonl(TRAIN_SPLIT)), Triage.load(TRIAGE)
         with atomic_dir(OUT_DIR) as out:
-            write_package(out, MODELS[shipped], params.safety.rules, triage, INDEX, drafts, card, params.evaluate.guard)
+            e = params.evaluate
+            write_package(
+                out,
+                MODELS[shipped],
+                params.safety.rules,
+                triage,
+                INDEX,
+                drafts,
+                card,
+                e.guard,
+                CLEAN_DIR,
+                e.grounding_top_k,
+            )
             reply = Chatbot(out, max_new_tokens=params.evaluate.max_new_tokens).replies([SMOKE_MESSAGE])[0][0]
     except (InputError, OSError, KeyError, json.JSONDecodeError) as exc:
         print(f"package: error: {exc}", file=sys.stderr)

@@ -52,7 +52,10 @@ def test_every_stage_ran_and_dvc_is_clean(project):
         assert "model.safetensors" in files and "config.json" in files and "tokenizer.json" in files, model
         assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
     assert (project / "models" / "chatbot" / "README.md").read_text().count("Safety notice") == 1
-    assert json.loads((project / "models" / "chatbot" / "medchat.json").read_text()) == {"guard": True}
+    settings = json.loads((project / "models" / "chatbot" / "medchat.json").read_text())
+    assert settings == {"guard": True, "grounding_top_k": 1}
+    kb = {p.name for p in (project / "models" / "chatbot" / "kb").iterdir()}
+    assert kb == {p.name for p in (project / "data" / "clean").iterdir()}
     assert (project / "models" / "chatbot" / "safety_rules.yaml").read_bytes() == (
         ROOT / "data/safety/rules.yaml"
     ).read_bytes()
@@ -86,12 +89,14 @@ def test_metrics_and_report(project):
     )
     for model in ("train", "finetune"):
         assert (
-            set(results[model]["freetext"]) == set(results[model]["freetext_v2"]) == {"lm", "lm_generated", "ensemble"}
+            set(results[model]["freetext"])
+            == set(results[model]["freetext_v2"])
+            == {"lm", "lm_generated", "ensemble", "chatbot"}
         )
         questions = results[model]["questions_v2"]
-        assert questions["guard_off"]["n"] == questions["guard_on"]["n"] == 123
-        # the guard adds escalations and never removes one
-        assert questions["guard_on"]["needless_escalation"] >= questions["guard_off"]["needless_escalation"]
+        assert questions["guard_off"]["n"] == questions["guard_on"]["n"] == questions["chatbot"]["n"] == 123
+        # the guard keeps every refusal (it may replace an escalating reply by the refusal, not the reverse)
+        assert questions["guard_on"]["refused"] >= questions["guard_off"]["refused"]
     assert results["shipped"] in ("train", "finetune")
     for model in ("train", "finetune"):
         for part in ("full", "partial"):
@@ -280,7 +285,7 @@ def test_queued_grid_runs_two_at_a_time(project, tmp_path):
     log = tmp_path / "queue.log"
     dvc_detached("queue", "start", "-j", "2", cwd=project, log=log)
     try:
-        deadline = time.monotonic() + 360
+        deadline = time.monotonic() + 1200  # only keeps a stuck queue from hanging the suite
         while time.monotonic() < deadline:
             status = dvc("queue", "status", cwd=project).stdout
             if "Success" in status and not any(word in status for word in ("Queued", "Running")):

@@ -41,8 +41,10 @@ def test_tokenize_and_train_from_a_local_checkpoint(workdir, tmp_path, monkeypat
         },
     )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for stage in ("clean", "augment", "split", "index", "tokenize_data", "train"):
+    for stage in ("clean", "augment", "split", "index", "base", "tokenize_data", "train"):
         run_stage(stage, workdir)
+    source = json.loads((workdir / "models" / "base" / "source.json").read_text())
+    assert source["kind"] == "folder" and set(source["sha256"]) == {"model.safetensors"}
     saved = json.loads((workdir / "data" / "tokenized" / "tokenizer" / "tokenizer_config.json").read_text())
     assert saved["pad_token"] == "<|pad|>" and saved["eos_token"] == "<|endoftext|>"  # a dedicated pad was set
     config = json.loads((workdir / "models" / "train" / "config.json").read_text())

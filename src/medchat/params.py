@@ -265,6 +265,13 @@ class EvaluateParams:
     )
     baseline_c: float = spec("inverse regularisation of the TF-IDF + logistic regression baseline", min=1e-6)
     guard: bool = spec("the packaged chatbot guards its replies by default (`medchat --no-guard` turns it off)")
+    grounding_top_k: int = spec(
+        "grounded replies (the chatbot and its metrics): the knowledge base's text for the condition the model "
+        "names, which must be among the retriever's top k for the message (else the retriever's best, hedged); "
+        "0: replies as generated",
+        min=0,
+        max=41,
+    )
     ensemble_weights: dict[str, float] = spec(
         "weights of the rank fusion of lm, retriever and baseline on the free-text set"
     )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from medchat.data.lexicon import Lexicon
     from medchat.eval.baseline import Baseline
     from medchat.inference.chat_model import ChatModel
+    from medchat.inference.grounding import Grounding
     from medchat.retrieval.normaliser import SymptomNormaliser
     from medchat.retrieval.prompts import PromptBuilder
     from medchat.safety.rules import SafetyRules
@@ -52,6 +53,7 @@ def evaluate_freetext(
     baseline: Baseline,
     chat: ChatModel | None = None,
     weights: dict[str, float] | None = None,
+    grounding: Grounding | None = None,
 ) -> tuple[dict, dict[str, list]]:
     """Top-1 / top-3 disease accuracy on the free-text set for the retriever alone (raw and normalised
     queries), the baseline (raw and normalised), the LM (its generated reply, and its ranking of all
@@ -72,7 +74,11 @@ def evaluate_freetext(
     metrics = {name: _topk(actual, r) for name, r in ranked.items()}
     if chat is not None:
         prompts = builder(texts)
-        generated = [parse_disease(r) for r in chat.generate(prompts).replies]
+        replies = chat.generate(prompts).replies
+        generated = [parse_disease(r) for r in replies]
+        if grounding is not None:  # what the chatbot says: grounded in the knowledge base
+            grounded = [parse_disease(r) for r in grounding(texts, replies)]
+            metrics["chatbot"] = {"top1": share([g == a for g, a in zip(grounded, actual)]), "n": len(actual)}
         ranked["lm"] = rank_continuations(chat, prompts, DIAGNOSE_OPENING, list(names.DISEASES))
         metrics["lm_generated"] = {"top1": share([g == a for g, a in zip(generated, actual)]), "n": len(actual)}
         metrics["lm"] = _topk(actual, ranked["lm"])
@@ -120,10 +126,20 @@ def answer_rates(items: list[dict], replies: list[str]) -> dict[str, float | int
 
 
 def evaluate_questions(
-    chat: ChatModel, builder: PromptBuilder, rules: SafetyRules, triage: Triage | None, items: list[dict]
+    chat: ChatModel,
+    builder: PromptBuilder,
+    rules: SafetyRules,
+    triage: Triage | None,
+    items: list[dict],
+    grounding: Grounding | None = None,
 ) -> dict[str, dict]:
-    """`answer_rates` of the model alone and behind the guard (which reads the raw question)."""
+    """`answer_rates` of the model alone, behind the guard (which reads the raw question) and, with
+    `grounding`, of the chatbot: grounded, then guarded."""
     texts = [i["text"] for i in items]
     replies = chat.generate(builder(texts)).replies
     guarded = [g.reply for g in guard_all(rules, triage, texts, replies)]
-    return {"guard_off": answer_rates(items, replies), "guard_on": answer_rates(items, guarded)}
+    result = {"guard_off": answer_rates(items, replies), "guard_on": answer_rates(items, guarded)}
+    if grounding is not None:
+        chatbot = [g.reply for g in guard_all(rules, triage, texts, grounding(texts, replies))]
+        result["chatbot"] = answer_rates(items, chatbot)
+    return result

@@ -102,6 +102,7 @@ def freetext_table(results: dict[str, dict]) -> str:
             (f"{model} LM, generated reply", (model, "{set}", "lm_generated")),
             (f"{model} LM, ranking all diseases", (model, "{set}", "lm")),
             (f"{model} LM + retriever + baseline (rank fusion)", (model, "{set}", "ensemble")),
+            (f"{model} chatbot: reply grounded in the knowledge base", (model, "{set}", "chatbot")),
         ]
     lines = ["| system | v1 top-1 | v1 top-3 | v2 top-1 | v2 top-3 |", "|---|---:|---:|---:|---:|"]
     sizes: dict[str, int] = {}
@@ -137,7 +138,11 @@ def questions_table(results: dict[str, dict]) -> str:
     keys = ("answered", "names_condition", "needless_escalation", "refused")
     lines = ["| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |", "|---|" + "---:|" * len(keys)]
     for model in ("train", "finetune"):
-        for mode, label in (("guard_off", "alone"), ("guard_on", "with guard")):
+        for mode, label in (
+            ("guard_off", "alone"),
+            ("guard_on", "with guard"),
+            ("chatbot", "chatbot (grounded, guarded)"),
+        ):
             rates = _get(results, (model, "questions_v2", mode))
             if rates:
                 lines.append(f"| {model}, {label} | " + " | ".join(_cell(rates.get(k)) for k in keys) + " |")

@@ -3,8 +3,10 @@ that the `medchat` CLI answers with.
 
 A package holds the shipped model (safetensors, config, tokenizer), the safety rules the guard applies,
 the triage classifier that widens them, the prompt builder the model was trained with (normaliser,
-retriever, settings), the reply texts decoding drafts from, a model card, and `medchat.json`, which says
-whether replies are guarded by default. Everything in it is data: loading a package never runs its code.
+retriever, settings), the knowledge base replies are grounded in (kb/), the reply texts decoding drafts
+from, a model card, and `medchat.json`: whether replies are guarded by default and the grounding's top k
+(medchat.inference.grounding; 0: replies as generated). Everything in it is data: loading a package never
+runs its code.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import json
 import shutil
 from pathlib import Path
 
+from medchat.data.kb import load_tidy
 from medchat.errors import InputError
 from medchat.inference.chat_model import ChatModel
 from medchat.inference.drafting import save_drafts
+from medchat.inference.grounding import Grounding
 from medchat.retrieval.prompts import PROMPTS_FILE, PromptBuilder
 from medchat.safety.guard import guard_all
 from medchat.safety.rules import SafetyRules
 from medchat.safety.triage import Triage, find
 
-PACKAGE_FILE = "medchat.json"  # {"guard": bool}
+PACKAGE_FILE = "medchat.json"  # {"guard": bool, "grounding_top_k": int}
+KB_DIR = "kb"  # the tidy knowledge base (data/clean)
 RULES_FILE = "safety_rules.yaml"
 CARD_FILE = "README.md"
 
@@ -35,6 +40,8 @@ def write_package(
     drafts: list[str],
     card: str,
     guard: bool,
+    kb_dir: str | Path,
+    grounding_top_k: int,
 ) -> None:
     """Fill the (empty, staging) folder `out` with a package of the model in `model_dir`."""
     for item in Path(model_dir).iterdir():
@@ -45,7 +52,9 @@ def write_package(
     triage.save(out)
     for item in Path(index_dir).iterdir():  # the prompt builder: normaliser, retriever and its settings
         shutil.copy2(item, out / item.name)
-    (out / PACKAGE_FILE).write_text(json.dumps({"guard": guard}, indent=2) + "\n", encoding="utf-8")
+    shutil.copytree(kb_dir, out / KB_DIR)
+    settings = {"guard": guard, "grounding_top_k": grounding_top_k}
+    (out / PACKAGE_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     save_drafts(out, drafts)
 
 
@@ -67,18 +76,24 @@ class Chatbot:
             raise InputError("model folder not found", file=str(folder), fix="run `dvc repro` or pass --model")
         self.chat = ChatModel.load(folder, max_new_tokens=max_new_tokens, batch_size=batch_size)
         package = folder / PACKAGE_FILE
-        use_guard = json.loads(package.read_text()).get("guard", True) if package.exists() else True
-        if guard is not None:
-            use_guard = guard
-        rules = folder / RULES_FILE
-        self.rules = SafetyRules.load(rules if rules.exists() else fallback_rules) if use_guard else None
+        settings = json.loads(package.read_text()) if package.exists() else {}
+        use_guard = settings.get("guard", True) if guard is None else guard
+        rules_file = folder / RULES_FILE
+        rules = SafetyRules.load(rules_file if rules_file.exists() else fallback_rules)
+        self.rules = rules if use_guard else None
         self.triage = find(folder) if use_guard else None
         self.prompts = PromptBuilder.load(folder) if (folder / PROMPTS_FILE).exists() else None
+        top_k = settings.get("grounding_top_k", 0)
+        self.grounding = (
+            Grounding(load_tidy(folder / KB_DIR), rules, self.prompts, top_k)
+            if top_k and self.prompts is not None and (folder / KB_DIR).is_dir()
+            else None
+        )
 
     def replies(self, texts: list[str]) -> tuple[list[str], float]:
-        """Guarded replies to user messages, in order, and the seconds generation took."""
+        """Grounded and guarded replies to user messages, in order, and the seconds generation took."""
         generation = self.chat.generate(self.prompts(texts) if self.prompts is not None else texts)
-        replies = generation.replies
+        replies = self.grounding(texts, generation.replies) if self.grounding is not None else generation.replies
         if self.rules is not None:
             replies = [g.reply for g in guard_all(self.rules, self.triage, texts, replies)]
         return replies, generation.seconds

@@ -1,0 +1,80 @@
+"""Replies grounded in the knowledge base. The model decides what a message gets (a diagnosis, a description,
+precautions, or one of the safety rules' fixed replies) and which condition it is about; what the reply
+says about that condition is the knowledge base's text for it, never decoded words.
+
+The retriever keeps the model honest about the condition: a diagnosis must be among the retriever's top
+`top_k` conditions for the message, otherwise the reply gives the retriever's best, with a hedge. A
+question that names a condition ("what is psoriasis?") is answered about that condition. So the chatbot
+names the condition at least as well as its retriever does whenever the model's choice is unreliable,
+and far better than a small model decoding free text on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from medchat.data.dialogue import DIAGNOSE_OPENING, REPLIES
+from medchat.data.names import parse_disease
+from medchat.safety.rules import escalates, refuses
+
+if TYPE_CHECKING:
+    from medchat.data.kb import KnowledgeBase
+    from medchat.retrieval.prompts import PromptBuilder
+    from medchat.safety.rules import SafetyRules
+
+HEDGE = "I can't be sure from this description."
+FIXED = ("emergency", "refusal", "minor")  # replies the safety rules word; kept as the model gave them
+
+
+@dataclass(frozen=True)
+class Decision:
+    task: str | None  # diagnose, describe, precautions, emergency, refusal, minor; None when unreadable
+    disease: str | None  # the condition the reply names first
+
+
+def decide(reply: str, rules: SafetyRules) -> Decision:
+    """What a generated reply chose, read from the fixed shape of our replies (data/dialogue.py)."""
+    text = reply.strip()
+    disease = parse_disease(text)
+    if text.startswith(DIAGNOSE_OPENING):
+        return Decision("diagnose", disease)
+    if disease and text.casefold().startswith(f"for {disease.casefold()}"):
+        return Decision("precautions", disease)
+    if disease and text.casefold().startswith(f"{disease.casefold()}:"):
+        return Decision("describe", disease)
+    if escalates(text):
+        return Decision("emergency", None)
+    if refuses(text):
+        return Decision("refusal", None)
+    if text.startswith(rules.minor_reply()[:40]):
+        return Decision("minor", None)
+    return Decision(None, disease)
+
+
+class Grounding:
+    """Turns generated replies into replies grounded in `kb`; `prompts` supplies the retriever (and the
+    normaliser its queries go through)."""
+
+    def __init__(self, kb: KnowledgeBase, rules: SafetyRules, prompts: PromptBuilder, top_k: int):
+        if prompts.retriever is None:
+            raise ValueError("grounding needs a prompt builder with a retriever (an index folder)")
+        self.kb, self.rules, self.prompts, self.top_k = kb, rules, prompts, top_k
+        self.known = set(kb.diseases)
+
+    def __call__(self, users: list[str], replies: list[str]) -> list[str]:
+        ranked = self.prompts.retriever.rank(self.prompts.queries(users)) if users else []  # type: ignore[union-attr]
+        return [self.ground(u, r, order) for u, r, order in zip(users, replies, ranked)]
+
+    def ground(self, user: str, reply: str, ranked: list[str]) -> str:
+        decision = decide(reply, self.rules)
+        if decision.task in FIXED:
+            return reply
+        if decision.task in ("describe", "precautions"):
+            asked = parse_disease(user)  # a question about a condition is answered about that condition
+            if asked in self.known:
+                return REPLIES[decision.task](self.kb, asked, self.rules)
+        task = decision.task if decision.task in ("describe", "precautions") else "diagnose"
+        if decision.disease in self.known and decision.disease in ranked[: self.top_k]:
+            return REPLIES[task](self.kb, decision.disease, self.rules)
+        return f"{HEDGE} {REPLIES[task](self.kb, ranked[0], self.rules)}"

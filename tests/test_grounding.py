@@ -1,0 +1,68 @@
+"""Grounded replies: the model's decision, the knowledge base's words, the retriever as the check."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT
+
+from medchat.data.dialogue import REPLIES
+from medchat.data.kb import read_kb
+from medchat.data.lexicon import Lexicon
+from medchat.data.medication import MedicationLexicon
+from medchat.inference.grounding import HEDGE, Grounding, decide
+from medchat.retrieval.normaliser import SymptomNormaliser
+from medchat.retrieval.passages import build_passages
+from medchat.retrieval.prompts import PromptBuilder, PromptConfig
+from medchat.retrieval.retrievers import Retriever, RetrieverConfig
+from medchat.safety.rules import SafetyRules
+
+RULES = ROOT / "data" / "safety" / "rules.yaml"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    rules = SafetyRules.load(RULES)
+    kb = read_kb(ROOT / "data" / "raw", MedicationLexicon.from_rules(RULES))[0]
+    lexicon = Lexicon.load(ROOT / "data" / "lexicon.yaml")
+    retriever = Retriever(build_passages(kb, lexicon), RetrieverConfig("tfidf"))
+    prompts = PromptBuilder(PromptConfig(False, False, 2, 0.5), retriever, SymptomNormaliser(lexicon, 0.5))
+    return kb, rules, prompts
+
+
+def test_decide_reads_the_reply_shapes(setup):
+    kb, rules, _ = setup
+    assert decide(REPLIES["diagnose"](kb, "Malaria", rules), rules).task == "diagnose"
+    assert decide(REPLIES["describe"](kb, "Acne", rules), rules).disease == "Acne"
+    assert decide(REPLIES["describe"](kb, "Acne", rules), rules).task == "describe"
+    assert decide(REPLIES["precautions"](kb, "GERD", rules), rules).task == "precautions"
+    for task in ("emergency", "refusal", "minor"):
+        assert decide(REPLIES[task](kb, "", rules), rules).task == task
+    assert decide("sounds most sounds", rules) == decide("", rules) == type(decide("", rules))(None, None)
+
+
+def test_a_diagnosis_outside_the_retrievers_top_k_gives_the_retrievers_best_with_a_hedge(setup):
+    kb, rules, prompts = setup
+    user = "it burns when i pee, i need to go all the time and my wee smells strong"
+    best = prompts.retriever.rank([user])[0][0]
+    assert best == "Urinary tract infection"
+    wrong = REPLIES["diagnose"](kb, "Psoriasis", rules)
+    grounded = Grounding(kb, rules, prompts, top_k=1)([user], [wrong])[0]
+    assert grounded == f"{HEDGE} {REPLIES['diagnose'](kb, best, rules)}"
+    right = REPLIES["diagnose"](kb, best, rules)
+    assert Grounding(kb, rules, prompts, top_k=1)([user], [right]) == [right]
+    # with a wide enough k the model's own choice stands, in the knowledge base's words
+    assert Grounding(kb, rules, prompts, top_k=41)([user], [wrong]) == [wrong]
+
+
+def test_a_question_is_answered_about_the_condition_it_names_and_fixed_replies_stay(setup):
+    kb, rules, prompts = setup
+    grounding = Grounding(kb, rules, prompts, top_k=1)
+    question = "what exactly is psoriasis? my sister was just told she has it"
+    about_acne = REPLIES["describe"](kb, "Acne", rules)
+    assert grounding([question], [about_acne]) == [REPLIES["describe"](kb, "Psoriasis", rules)]
+    garbled = "It sounds most like sounds like like"
+    assert grounding([question], [garbled])[0].startswith(HEDGE)  # no condition read: the retriever's best
+    assert "Psoriasis" in grounding([question], [garbled])[0]
+    for task in ("emergency", "refusal", "minor"):
+        fixed = REPLIES[task](kb, "", rules)
+        assert grounding([question], [fixed]) == [fixed]
