@@ -33,3 +33,26 @@ def test_missing_model_dir(tmp_path, capsys):
     assert "model folder not found" in capsys.readouterr().err
     assert not out.exists()
     assert main(["ask", "--model", str(tmp_path / "nope"), "hello"]) == 1
+
+
+def test_a_bare_model_folder_answers_with_or_without_the_guard(tmp_path, chat, capsys):
+    """models/train as it is (no package files): guarded with the fallback rules, or with --no-guard not
+    needing any rules file at all; never grounded (a bare folder has no knowledge base)."""
+    from conftest import ROOT
+
+    from medchat.inference.chatbot import Chatbot
+
+    chat.model.save_pretrained(tmp_path / "model")
+    chat.tokenizer.save_pretrained(tmp_path / "model")
+    rules = ROOT / "data" / "safety" / "rules.yaml"
+    guarded = Chatbot(tmp_path / "model", fallback_rules=rules, max_new_tokens=8)
+    assert guarded.rules is not None and guarded.grounding is None
+    reply = guarded.replies(["I have a rash"])[0][0]
+    assert "doctor" in reply or "clinician" in reply  # the guard's referral
+    bare = Chatbot(tmp_path / "model", guard=False, fallback_rules=tmp_path / "no-such-rules.yaml", max_new_tokens=8)
+    assert bare.rules is None and bare.grounding is None
+    assert (
+        main(["ask", "--model", str(tmp_path / "model"), "--no-guard", "--rules", str(tmp_path / "none.yaml"), "hi"])
+        == 0
+    )
+    capsys.readouterr()

@@ -78,15 +78,19 @@ class Chatbot:
         package = folder / PACKAGE_FILE
         settings = json.loads(package.read_text()) if package.exists() else {}
         use_guard = settings.get("guard", True) if guard is None else guard
-        rules_file = folder / RULES_FILE
-        rules = SafetyRules.load(rules_file if rules_file.exists() else fallback_rules)
-        self.rules = rules if use_guard else None
-        self.triage = find(folder) if use_guard else None
         self.prompts = PromptBuilder.load(folder) if (folder / PROMPTS_FILE).exists() else None
         top_k = settings.get("grounding_top_k", 0)
+        grounded = bool(top_k) and self.prompts is not None and (folder / KB_DIR).is_dir()
+        rules_file = folder / RULES_FILE
+        # the guard needs the rules, and so does grounding (its replies carry their sentences)
+        rules = (
+            SafetyRules.load(rules_file if rules_file.exists() else fallback_rules) if use_guard or grounded else None
+        )
+        self.rules = rules if use_guard else None
+        self.triage = find(folder) if use_guard else None
         self.grounding = (
             Grounding(load_tidy(folder / KB_DIR), rules, self.prompts, top_k)
-            if top_k and self.prompts is not None and (folder / KB_DIR).is_dir()
+            if grounded and rules is not None and self.prompts is not None
             else None
         )
 
