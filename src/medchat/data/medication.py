@@ -27,7 +27,11 @@ class MedicationLexicon:
             rules = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError("safety rules file not found", file=str(path)) from None
-        section = (rules or {}).get("medication")
+        return cls.from_section((rules or {}).get("medication"), path)
+
+    @classmethod
+    def from_section(cls, section: object, path: str | Path) -> MedicationLexicon:
+        """The `medication` section of an already-read rules file (`path` names it in errors)."""
         if not isinstance(section, dict):
             raise InputError("missing 'medication' section", file=str(path), key="medication")
         words = []

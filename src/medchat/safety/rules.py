@@ -106,7 +106,7 @@ class SafetyRules:
             request_terms=regex(requests.get("terms", "(?!)"), path, "drug_requests.terms"),
             request_cues=regex(requests.get("cues", "(?!)"), path, "drug_requests.cues"),
             benign=texts(data, "benign", path, ""),
-            medication=MedicationLexicon.from_rules(path),
+            medication=MedicationLexicon.from_section(data.get("medication"), path),
         )
 
     # --- user messages ---------------------------------------------------------------------------
