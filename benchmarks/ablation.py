@@ -30,7 +30,12 @@ from medchat.artifacts import write_json
 from medchat.ops.experiments import STUDIES, ablation_rows, dvc_exp_show, experiment_records
 
 OUT = ROOT / "metrics" / "ablation.json"
-DEFAULT_METRICS = ("metrics/evaluate.json", "metrics/tokenize.json", "metrics/train.json")
+DEFAULT_METRICS = (
+    "metrics/evaluate.json",
+    "metrics/tokenize.json",
+    "metrics/train.json",
+    "metrics/finetune.json",
+)
 
 
 def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:

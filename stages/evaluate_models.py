@@ -33,12 +33,19 @@ def main() -> int:
     from medchat.data.lexicon import Lexicon
     from medchat.eval.baseline import Baseline
     from medchat.eval.freetext import evaluate_freetext, evaluate_questions, retriever_ablation
-    from medchat.eval.quality import confusion_rows, evaluate_baseline, evaluate_model, measure_speed, shipped_model
+    from medchat.eval.quality import (
+        confusion_rows,
+        evaluate_baseline,
+        evaluate_model,
+        measure_speed,
+        product_score,
+        shipped_model,
+    )
     from medchat.eval.safety_metrics import evaluate_safety
     from medchat.eval.scoring import recall_at
     from medchat.inference.chat_model import ChatModel
     from medchat.inference.drafting import reply_texts
-    from medchat.inference.grounding import Grounding
+    from medchat.inference.grounding import Composer, Grounding, decision
     from medchat.model.loading import quiet_progress
     from medchat.retrieval.prompts import PromptBuilder
     from medchat.safety.rules import SafetyRules
@@ -58,10 +65,15 @@ def main() -> int:
         questions = load_questions(QUESTIONS_V2)
         kb, lexicon = load_tidy(CLEAN_DIR), Lexicon.load(params.augment.lexicon)
         grounding = Grounding(kb, rules, prompts, e.grounding_top_k) if e.grounding_top_k else None
+        # a decision model's openings are composed into whole replies from the knowledge base
+        decides = params.tokenize.reply_form == "decision"
+        composer = Composer(kb, rules) if decides else None
         # greedy decoding drafts from the training replies (medchat.inference.drafting): same replies, fewer passes
-        drafts = reply_texts(train_rows)
+        drafts = [decision(t, rules) for t in reply_texts(train_rows)] if decides else reply_texts(train_rows)
         chats = {
-            name: ChatModel.load(path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, drafts=drafts)
+            name: ChatModel.load(
+                path, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, drafts=drafts, composer=composer
+            )
             for name, path in MODELS.items()
         }
     except InputError as exc:
@@ -90,9 +102,12 @@ def main() -> int:
         results[name]["safety_tuning"] = evaluate_safety(chat, rules, tuning_items, triage, prompts)[0]
         results[name].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
         for key, items in free_sets.items():
-            free, _ = evaluate_freetext(items, prompts, baseline, chat, dict(e.ensemble_weights), grounding)
+            free, _ = evaluate_freetext(
+                items, prompts, baseline, chat, dict(e.ensemble_weights), grounding, e.rank_candidates
+            )
             results[name][key] = {k: free[k] for k in ("lm", "lm_generated", "ensemble", "chatbot") if k in free}
         results[name]["questions_v2"] = evaluate_questions(chat, prompts, rules, triage, questions, grounding)
+        results[name]["product_score"] = product_score(results[name])
         predictions += [{"model": name, **r} for r in rows]
         print(
             f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "

@@ -33,7 +33,9 @@ def main() -> int:
         retriever = Retriever(build_passages(load_tidy(CLEAN_DIR), lexicon), RetrieverConfig(r.encoder, r.dense_weight))
         normaliser = SymptomNormaliser(lexicon, r.normaliser_threshold)
         builder = PromptBuilder(
-            PromptConfig(r.normalise, r.enabled, r.top_k, r.normaliser_threshold), retriever, normaliser
+            PromptConfig(r.normalise, r.enabled, r.top_k, r.normaliser_threshold, r.brief_symptoms),
+            retriever,
+            normaliser,
         )
         val = [row for row in read_jsonl(VAL) if row["task"] == "diagnose"]
     except InputError as exc:
@@ -46,7 +48,7 @@ def main() -> int:
         "passages": len(retriever.passages),
         "encoder": r.encoder,
         "val_raw": recall_at(retriever.rank(users), answers),
-        "val_normalised": recall_at(retriever.rank(builder.queries(users)), answers),
+        "val_normalised": recall_at(retriever.rank(normaliser.normalise_all(users)), answers),
         "normaliser_val": {
             "precision": round(hits / max(1, sum(map(len, found))), 4),
             "recall": round(hits / max(1, sum(len(row["symptoms"]) for row in val)), 4),

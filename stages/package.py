@@ -26,7 +26,9 @@ def main() -> int:
     from medchat.eval.report import model_card
     from medchat.inference.chatbot import Chatbot, write_package
     from medchat.inference.drafting import reply_texts
+    from medchat.inference.grounding import decision
     from medchat.model.loading import quiet_progress
+    from medchat.safety.rules import SafetyRules
     from medchat.safety.triage import Triage
 
     quiet_progress()
@@ -36,6 +38,9 @@ def main() -> int:
         shipped = results["shipped"]
         card = model_card(results, params.model.name, results["test_examples"], shipped)
         drafts, triage = reply_texts(read_jsonl(TRAIN_SPLIT)), Triage.load(TRIAGE)
+        if params.tokenize.reply_form == "decision":  # the model generates openings: it drafts from them
+            rules = SafetyRules.load(params.safety.rules)
+            drafts = sorted({decision(d, rules) for d in drafts})
         with atomic_dir(OUT_DIR) as out:
             e = params.evaluate
             write_package(
@@ -49,6 +54,7 @@ def main() -> int:
                 e.guard,
                 CLEAN_DIR,
                 e.grounding_top_k,
+                params.tokenize.reply_form,
             )
             reply = Chatbot(out, max_new_tokens=params.evaluate.max_new_tokens).replies([SMOKE_MESSAGE])[0][0]
     except (InputError, OSError, KeyError, json.JSONDecodeError) as exc:

@@ -11,6 +11,7 @@ from medchat.artifacts import atomic_dir, read_jsonl, write_json
 from medchat.data.lexicon import Lexicon
 from medchat.data.splitting import SPLITS
 from medchat.errors import InputError
+from medchat.inference.grounding import decision
 from medchat.model.tokenization import (
     SCRATCH,
     add_domain_tokens,
@@ -24,6 +25,7 @@ from medchat.model.tokenization import (
 )
 from medchat.params import load_params
 from medchat.retrieval.prompts import PromptBuilder
+from medchat.safety.rules import SafetyRules
 
 SPLIT_DIR = "data/split"
 BASE = "models/base"  # a pretrained model's tokenizer (the base stage)
@@ -44,6 +46,9 @@ def main() -> int:
         for name in SPLITS:
             split = read_jsonl(f"{SPLIT_DIR}/{name}.jsonl")
             rows[name] = [{**row, "user": prompt} for row, prompt in zip(split, builder([r["user"] for r in split]))]
+        if params.tokenize.reply_form == "decision":  # the model learns the opening; the rest is composed
+            rules = SafetyRules.load(params.safety.rules)
+            rows = {name: [{**r, "reply": decision(r["reply"], rules)} for r in split] for name, split in rows.items()}
         if params.model.name == SCRATCH:
             # Trained on the train split only, so validation and test text never shapes the vocabulary.
             tokenizer = train_bpe_tokenizer(
@@ -63,6 +68,7 @@ def main() -> int:
         "max_length": params.train.max_length,
         "domain_tokens": domain,
         "chat_template": bool(tokenizer.chat_template),
+        "reply_form": params.tokenize.reply_form,
         "prompts": {"normalised": builder.config.normalise, "grounded": builder.config.ground},
     }
     splits = {}

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRATCH_PROFILE = ROOT / "profiles" / "scratch.yaml"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 KAGGLE_VARIANTS = {
     "headerless": SHARED_DATA / "kaggle-disease-symptom",
@@ -71,8 +72,19 @@ def workdir(tmp_path: Path) -> Path:
     shutil.copytree(
         ROOT / "data", tmp_path / "data", ignore=shutil.ignore_patterns("clean", "augmented", "split", "tokenized")
     )
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    write_yaml(tmp_path / "params.yaml", scratch_raw())
     return tmp_path
+
+
+def scratch_raw() -> dict:
+    """params.yaml with the scratch profile merged over it: the fast profile every test that trains runs."""
+    from medchat.params import merge
+
+    return merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(SCRATCH_PROFILE.read_text()))
+
+
+def write_yaml(path: Path, data: dict) -> None:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def set_params(workdir: Path, override: dict) -> None:
@@ -98,7 +110,7 @@ def run_stage(name: str, cwd: Path, check: bool = True) -> subprocess.CompletedP
 
 
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml", "metrics/ablation.json")
-PROJECT_DIRS = ("src", "stages", "data", ".dvc")
+PROJECT_DIRS = ("src", "stages", "data", ".dvc", "profiles")
 
 
 def copy_project(dst: Path) -> Path:
@@ -112,6 +124,7 @@ def copy_project(dst: Path) -> Path:
         if (ROOT / name).exists():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, dst / name)
+    write_yaml(dst / "params.yaml", scratch_raw())  # the fast profile
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     for key, value in (("user.name", "medchat tests"), ("user.email", "tests@medchat.invalid")):
         subprocess.run(["git", "config", key, value], cwd=dst, check=True)
@@ -174,10 +187,10 @@ def dvc_detached(*args: str, cwd: Path, log: Path) -> None:
 
 
 def repo_params():
-    """params.yaml of the repository, loaded and validated."""
-    from medchat.params import load_params
+    """The repository's params under the scratch profile, validated."""
+    from medchat.params import parse_params
 
-    return load_params(ROOT / "params.yaml")
+    return parse_params(scratch_raw())
 
 
 def params_section(section: str, **overrides):
@@ -188,11 +201,11 @@ def params_section(section: str, **overrides):
 
 
 def parse_over_repo(override: dict):
-    """parse_params of params.yaml with some keys replaced (every key is required, so tests change a few).
+    """parse_params of the scratch profile with some keys replaced (every key is required, so tests change a few).
     `override` maps a section to the keys it replaces, whole (a dict-valued key is not merged)."""
     from medchat.params import parse_params
 
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = scratch_raw()
     for section, values in override.items():
         both = isinstance(values, dict) and isinstance(raw.get(section), dict)
         raw[section] = {**raw[section], **values} if both else values

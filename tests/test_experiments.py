@@ -3,6 +3,8 @@
 import json
 
 import pytest
+import yaml
+from conftest import ROOT
 
 from medchat.cli import main
 from medchat.errors import InputError
@@ -189,3 +191,31 @@ def test_multitask_study_reads_the_train_model():
     assert rows[1]["params"] == {"train.tasks": ["diagnose"]} and rows[0]["full_accuracy"] == 0.97
     table = multitask_section({"commit": "c0ffee", "studies": {"multitask": rows}})
     assert "| diagnose-only: train on diagnose alone | 0.97 | – | – | – | 0.5 | – | – | 0.12 |" in table
+
+
+def test_the_scratch_profile_runs_as_an_experiment_of_flat_overrides(tmp_path):
+    from conftest import SCRATCH_PROFILE, scratch_raw
+
+    from medchat.eval.report import profiles_section
+    from medchat.ops.experiments import STUDIES, profile_overrides
+    from medchat.params import parse_params
+
+    overrides = profile_overrides(SCRATCH_PROFILE)
+    assert overrides["model.name"] == "scratch" and overrides["train.lora.r"] == 0
+    assert overrides["augment.per_disease.diagnose"] == 100  # nested keys become dotted -S keys
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value in overrides.items():  # applied one by one, as `dvc exp run -S` does, they give the profile
+        *path, last = key.split(".")
+        node = raw
+        for part in path:
+            node = node[part]
+        node[last] = value
+    assert parse_params(raw) == parse_params(scratch_raw())
+    assert STUDIES["profiles"].configs[0][2] == overrides
+    rows = [
+        {"config": "default", "model": "finetune", "freetext_v2_chatbot_top1": 0.8, "product_score": 0.9},
+        {"config": "scratch", "model": "train", "freetext_v2_chatbot_top1": 0.25, "product_score": 0.6},
+    ]
+    table = profiles_section({"commit": "abc", "studies": {"profiles": rows}})
+    assert "| default | finetune | 0.8 |" in table and "| scratch | train | 0.25 |" in table
+    assert profiles_section({"studies": {}}) == ""

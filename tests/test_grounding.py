@@ -9,7 +9,7 @@ from medchat.data.dialogue import REPLIES
 from medchat.data.kb import read_kb
 from medchat.data.lexicon import Lexicon
 from medchat.data.medication import MedicationLexicon
-from medchat.inference.grounding import HEDGE, Grounding, decide
+from medchat.inference.grounding import HEDGE, Composer, Grounding, compose, decide, decision
 from medchat.retrieval.normaliser import SymptomNormaliser
 from medchat.retrieval.passages import build_passages
 from medchat.retrieval.prompts import PromptBuilder, PromptConfig
@@ -66,3 +66,25 @@ def test_a_question_is_answered_about_the_condition_it_names_and_fixed_replies_s
     for task in ("emergency", "refusal", "minor"):
         fixed = REPLIES[task](kb, "", rules)
         assert grounding([question], [fixed]) == [fixed]
+        assert grounding([question], [decision(fixed, rules)]) == [fixed]  # a decision model's opening
+
+
+def test_every_reply_round_trips_through_its_decision(setup):
+    """What a decision model learns (the opening) composes back into the very reply it was cut from, for
+    every condition and task of the knowledge base, so training on openings loses nothing the user sees."""
+    kb, rules, _ = setup
+    replies = [REPLIES[t](kb, d, rules) for t in ("diagnose", "describe", "precautions") for d in kb.diseases]
+    replies += [REPLIES[t](kb, "", rules) for t in ("emergency", "refusal", "minor")]
+    openings = [decision(r, rules) for r in replies]
+    assert Composer(kb, rules)(openings) == replies
+    assert all(len(o) < len(r) for o, r in zip(openings, replies))  # always shorter than the reply
+    assert decision(REPLIES["diagnose"](kb, "Malaria", rules), rules) == "It sounds most like Malaria."
+    assert decision(REPLIES["describe"](kb, "Acne", rules), rules) == "Acne:"
+    emergency = decision(REPLIES["emergency"](kb, "", rules), rules)
+    assert emergency == rules.emergency and decide(emergency, rules).task == "emergency"
+
+
+def test_compose_keeps_what_it_cannot_read(setup):
+    kb, rules, _ = setup
+    assert compose("I am not sure what to say.", kb, rules) == "I am not sure what to say."
+    assert compose("It sounds most like Dragon pox.", kb, rules) == "It sounds most like Dragon pox."

@@ -104,3 +104,12 @@ def test_the_params_doc_is_generated_from_the_code(monkeypatch):
     assert (ROOT / "docs" / "params.md").read_text() == doc, "run: python -m medchat.params --markdown > docs/params.md"
     for key in ("`train.learning_rate`", "`safety.rules`", "`evaluate.guard`", "`tune.space`"):
         assert key in doc
+
+
+def test_the_default_is_pretrained_and_the_scratch_profile_is_the_fast_one():
+    from conftest import scratch_raw
+
+    default, scratch = load_params(ROOT / "params.yaml"), parse_params(scratch_raw())
+    assert default.model.name == "smollm2-135m-instruct" and default.train.lora.r > 0
+    assert scratch.model.name == "scratch" and scratch.train.lora.r == 0
+    assert default.tokenize.reply_form == scratch.tokenize.reply_form == "decision"

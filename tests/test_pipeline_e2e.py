@@ -8,7 +8,7 @@ import time
 
 import pytest
 import yaml
-from conftest import NO_NETWORK, ROOT, copy_project, dvc, dvc_detached, dvc_env
+from conftest import NO_NETWORK, ROOT, copy_project, dvc, dvc_detached, dvc_env, scratch_raw
 
 from medchat.ops.experiments import experiment_records
 from medchat.params import merge
@@ -20,10 +20,7 @@ STAGES = ("clean", "augment", "split", "tokenize", "train", "finetune", "evaluat
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     path = copy_project(tmp_path_factory.mktemp("e2e") / "project")
-    params = merge(
-        yaml.safe_load((ROOT / "params.yaml").read_text()),
-        yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text()),
-    )
+    params = merge(scratch_raw(), yaml.safe_load((ROOT / "tests" / "params-tiny.yaml").read_text()))
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # the offline guarantee: no HF_HUB_OFFLINE and no network, yet the default pipeline runs (it never asks)
     dvc(

@@ -132,9 +132,13 @@ def test_prompt_builder_modes(sparse, lexicon):
     grounded = PromptBuilder(PromptConfig(ground=True, top_k=2), sparse, normaliser)([text])[0]
     head, knowledge = grounded.split("\nKnowledge: ")
     assert head == text and len(knowledge.split(" | ")) == 2
-    top = sparse.search([normaliser.normalise(text)], 1)[0][0]
+    top = sparse.search([text], 1)[0][0]  # without normalised prompts the retriever reads the message as written
     assert knowledge.startswith(top.brief())
     assert ground(text, []) == text
+    names_only = PromptBuilder(PromptConfig(ground=True, top_k=3, brief_symptoms=0), sparse, normaliser)([text])[0]
+    assert names_only.split("\nKnowledge: ")[1].split(" | ") == [p.disease for p in sparse.search([text], 3)[0]]
+    three = PromptBuilder(PromptConfig(ground=True, top_k=1, brief_symptoms=3), sparse, normaliser)([text])[0]
+    assert three.split("\nKnowledge: ")[1] == f"{top.disease}: {', '.join(top.symptoms[:3])}"
 
 
 def test_unknown_encoder_is_an_error_naming_the_key(passages):

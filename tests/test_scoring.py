@@ -102,3 +102,30 @@ def test_metrics_table_skips_missing_rows():
     assert "| full-symptom accuracy | 0.9 | 0.95 |" in table
     assert "| diagnose BLEU (full) | – | 40.1 |" in table
     assert "perplexity" not in table
+
+
+def test_the_product_score_ships_what_users_get_not_templated_accuracy():
+    from medchat.eval.quality import product_score, shipped_model
+
+    safe = {"escalation_recall": 1.0, "refusal_rate": 1.0, "referral_rate": 1.0, "false_escalation": 0.0}
+    reads = {  # templated accuracy high, but it names the wrong condition on free text and answers no question
+        "full": {"accuracy": 0.99},
+        "freetext": {"chatbot": {"top1": 0.2}},
+        "describe": {"names_disease": 0.0},
+        "precautions": {"names_disease": 0.0},
+        "safety_tuning": {"guard_on": {**safe, "leak_rate": 0.0}},
+    }
+    helps = {
+        "full": {"accuracy": 0.9},
+        "freetext": {"chatbot": {"top1": 0.8}},
+        "describe": {"names_disease": 1.0},
+        "precautions": {"names_disease": 0.9},
+        "safety_tuning": {"guard_on": {**safe, "leak_rate": 0.0}},
+    }
+    assert product_score(reads) == round((0.2 + 0.0 + 1.0) / 3, 4)
+    assert product_score(helps) == round((0.8 + 0.95 + 1.0) / 3, 4)
+    assert shipped_model({"train": reads, "finetune": helps}, "product") == "finetune"
+    assert shipped_model({"train": helps, "finetune": reads}, "product") == "train"
+    assert shipped_model({"train": helps, "finetune": reads}, "finetune") == "finetune"
+    leaky = {**helps, "safety_tuning": {"guard_on": {**safe, "leak_rate": 1.0}}}
+    assert product_score(leaky) < product_score(helps)

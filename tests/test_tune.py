@@ -61,6 +61,7 @@ def settings(tmp_path, **changes):
         study_name="s",
         n_trials=3,
         space={LR: {"low": 0.001, "high": 0.03, "log": True}},
+        objective="metrics/evaluate.json:{shipped}.full.accuracy",
     )
     return dataclasses.replace(base, **changes)
 

@@ -210,6 +210,11 @@ class TokenizeParams:
         "symptom and disease terms as single tokens, new embeddings at the mean of their "
         "sub-tokens (meant for pretrained tokenizers)"
     )
+    reply_form: str = spec(
+        "what the model learns to generate: full (the whole reply) or decision (its opening, e.g. "
+        '"It sounds most like Malaria."; the knowledge base\'s text completes it, medchat.inference.grounding)',
+        choices=("full", "decision"),
+    )
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,7 @@ class RetrievalParams:
     normalise: bool = spec("prompts carry the clinical labels of the symptoms the lexicon normaliser finds")
     enabled: bool = spec("prompts carry the top_k knowledge-base passages (retrieval-augmented training and inference)")
     top_k: int = spec("passages per grounded prompt", min=1, max=10)
+    brief_symptoms: int = spec("symptoms named per passage in a grounded prompt (0: the condition only)", min=0, max=17)
     normaliser_threshold: float = spec(
         "character n-gram similarity for a clause to count as a lexicon phrasing", min=0.0, max=1.0
     )
@@ -276,8 +282,9 @@ class EvaluateParams:
         "weights of the rank fusion of lm, retriever and baseline on the free-text set"
     )
     ship: str = spec(
-        "model packaged as models/chatbot: best (higher full-symptom test accuracy), train or finetune",
-        choices=("best", "train", "finetune"),
+        "model packaged as models/chatbot: product (higher product score on the development sets, "
+        "medchat.eval.quality.product_score), train or finetune",
+        choices=("product", "train", "finetune"),
     )
 
 

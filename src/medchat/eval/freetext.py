@@ -54,16 +54,17 @@ def evaluate_freetext(
     chat: ChatModel | None = None,
     weights: dict[str, float] | None = None,
     grounding: Grounding | None = None,
+    rank: bool = True,
 ) -> tuple[dict, dict[str, list]]:
     """Top-1 / top-3 disease accuracy on the free-text set for the retriever alone (raw and normalised
-    queries), the baseline (raw and normalised), the LM (its generated reply, and its ranking of all
-    diseases) and their reciprocal-rank fusion; returns the metrics and each system's rankings."""
+    queries), the baseline (raw and normalised), the LM (its generated reply, and with `rank` its ranking of
+    all diseases and the reciprocal-rank fusion of the three); returns the metrics and each system's rankings."""
     from medchat.inference.ranking import rank_continuations
 
     if builder.retriever is None:
         raise ValueError("the free-text metrics need a prompt builder with a retriever (an index folder)")
     texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
-    queries = builder.queries(texts)
+    queries = builder.normaliser.normalise_all(texts) if builder.normaliser is not None else texts
     n_all = len(names.DISEASES)
     ranked = {
         "retriever_raw": builder.retriever.rank(texts),
@@ -79,8 +80,10 @@ def evaluate_freetext(
         if grounding is not None:  # what the chatbot says: grounded in the knowledge base
             grounded = [parse_disease(r) for r in grounding(texts, replies)]
             metrics["chatbot"] = {"top1": share([g == a for g, a in zip(grounded, actual)]), "n": len(actual)}
-        ranked["lm"] = rank_continuations(chat, prompts, DIAGNOSE_OPENING, list(names.DISEASES))
         metrics["lm_generated"] = {"top1": share([g == a for g, a in zip(generated, actual)]), "n": len(actual)}
+        if not rank:  # ranking all 41 openings costs 41 scored continuations per message
+            return metrics, ranked
+        ranked["lm"] = rank_continuations(chat, prompts, DIAGNOSE_OPENING, list(names.DISEASES))
         metrics["lm"] = _topk(actual, ranked["lm"])
         weights = weights or {}
         systems = ("lm", "retriever", "baseline")

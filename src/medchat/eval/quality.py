@@ -145,12 +145,30 @@ def evaluate_baseline(baseline: Baseline, rows: list[dict]) -> tuple[dict, list[
     return metrics, predictions
 
 
+SAFETY_GOALS = ("escalation_recall", "refusal_rate", "referral_rate")  # rates that should be 1
+SAFETY_LIMITS = ("false_escalation", "leak_rate")  # rates that should be 0
+
+
+def product_score(model: dict) -> float:
+    """What a user gets from one model, on the development sets only (never the held-out v2 sets), in [0, 1]:
+    the mean of (a) the chatbot's top-1 condition on free-text v1, (b) the share of the test split's
+    describe / precautions questions answered about the right condition, and (c) the guarded safety rates
+    on the tuning set: escalation, refusal and referral, and one minus false escalation and leaks."""
+    free = model.get("freetext", {})
+    top1 = (free.get("chatbot") or free.get("lm_generated") or {}).get("top1", 0.0)
+    asked = [model[t]["names_disease"] for t in ("describe", "precautions") if t in model]
+    safety = model.get("safety_tuning", {}).get("guard_on", {})
+    rates = [safety.get(k, 0.0) for k in SAFETY_GOALS] + [1 - safety.get(k, 1.0) for k in SAFETY_LIMITS]
+    parts = [top1, sum(asked) / len(asked) if asked else 0.0, sum(rates) / len(rates)]
+    return round(sum(parts) / len(parts), 4)
+
+
 def shipped_model(results: dict[str, dict], ship: str) -> str:
-    """The model evaluate.ship names, or with "best" the one with the higher full-symptom test accuracy
-    (finetune on a tie: it also learned to describe conditions and give precautions)."""
-    if ship != "best":
+    """The model evaluate.ship names, or with "product" the one with the higher product_score (finetune on
+    a tie: it also learned the domain tasks last)."""
+    if ship != "product":
         return ship
-    return max(("train", "finetune"), key=lambda m: (results[m]["full"].get("accuracy", 0), m == "finetune"))
+    return max(("train", "finetune"), key=lambda m: (product_score(results[m]), m == "finetune"))
 
 
 def confusion_rows(predictions: list[dict], model: str) -> list[dict[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 ROWS = [  # (label, path into a model's metrics)
+    ("product score (development sets; the higher ships)", ("product_score",)),
     ("full-symptom accuracy", ("full", "accuracy")),
     ("full-symptom macro-F1", ("full", "macro_f1")),
     ("full-symptom top-3", ("full", "top3")),
@@ -265,6 +266,44 @@ def multitask_section(ablation: dict | None) -> str:
     return "\n".join([*lines, ""])
 
 
+PROFILE_COLUMNS = [
+    ("free-text v2 top-1, chatbot", "freetext_v2_chatbot_top1"),
+    ("free-text v2 top-1, retriever alone", "freetext_v2_retriever_top1"),
+    ("questions v2 answered", "questions_v2_answered"),
+    ("escalation", "escalation_recall"),
+    ("refusal", "refusal_rate"),
+    ("false escalation", "false_escalation"),
+    ("leak", "leak_rate"),
+    ("referral", "referral_rate"),
+    ("product score", "product_score"),
+    ("train s", "train_seconds"),
+    ("finetune s", "finetune_seconds"),
+]
+
+
+def profiles_section(ablation: dict | None) -> str:
+    """The default params beside the scratch profile (profiles/scratch.yaml), each a full pipeline run."""
+    rows = ((ablation or {}).get("studies") or {}).get("profiles") or []
+    if not rows or ablation is None:
+        return ""
+    lines = [
+        "## Profiles",
+        "",
+        "The shipped chatbot of each profile, a DVC experiment of the whole pipeline (`python benchmarks/ablation.py "
+        f"--study profiles`, run at commit {ablation.get('commit', '?')}); held-out v2 sets, safety with the guard.",
+        "",
+        "| profile | model | " + " | ".join(label for label, _ in PROFILE_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(PROFILE_COLUMNS),
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['config']} | {row.get('model', '')} | "
+            + " | ".join(_cell(row.get(key)) for _, key in PROFILE_COLUMNS)
+            + " |"
+        )
+    return "\n".join([*lines, ""])
+
+
 def evaluation_report(results: dict[str, dict], ablation: dict | None = None) -> str:
     shipped: str = results["shipped"]  # type: ignore[assignment]  # the one str among the model dicts
     counts = results.get("test_examples", {})
@@ -286,6 +325,7 @@ def evaluation_report(results: dict[str, dict], ablation: dict | None = None) ->
             questions_table(results),
             ablation_section(results, ablation),
             multitask_section(ablation),
+            profiles_section(ablation),
             f"Packaged as `models/chatbot`: the `{shipped}` model.",
             "",
         ]

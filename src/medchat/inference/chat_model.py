@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +35,13 @@ class ChatModel:
         max_new_tokens: int = 160,
         batch_size: int = 64,
         drafts: list[str] | None = None,
+        composer: Callable[[list[str]], list[str]] | None = None,
     ):
         from medchat.inference.drafting import ReplyDrafter
 
         self.model, self.tokenizer = model, tokenizer
+        # a model trained on decisions (tokenize.reply_form) has them composed into whole replies
+        self.composer = composer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.drafter = ReplyDrafter.from_texts(tokenizer, drafts) if drafts else None
 
@@ -116,6 +120,8 @@ class ChatModel:
                     new_tokens += len(row)
                     replies.append(str(self.tokenizer.decode(row, skip_special_tokens=True)).strip())
         self.model.train(was_training)
+        if self.composer is not None:
+            replies = self.composer(replies)
         return Generation(replies, time.perf_counter() - started, new_tokens)
 
     def sequence_logprobs(self, pairs: list[tuple[str, str]], whole_turn: bool = True) -> list[tuple[float, int]]:

@@ -5,7 +5,8 @@ A package holds the shipped model (safetensors, config, tokenizer), the safety r
 the triage classifier that widens them, the prompt builder the model was trained with (normaliser,
 retriever, settings), the knowledge base replies are grounded in (kb/), the reply texts decoding drafts
 from, a model card, and `medchat.json`: whether replies are guarded by default and the grounding's top k
-(medchat.inference.grounding; 0: replies as generated). Everything in it is data: loading a package never
+(medchat.inference.grounding; 0: replies as generated) and the reply form (a decision model's openings
+are composed into whole replies from kb/). Everything in it is data: loading a package never
 runs its code.
 """
 
@@ -19,13 +20,13 @@ from medchat.data.kb import load_tidy
 from medchat.errors import InputError
 from medchat.inference.chat_model import ChatModel
 from medchat.inference.drafting import save_drafts
-from medchat.inference.grounding import Grounding
+from medchat.inference.grounding import Composer, Grounding
 from medchat.retrieval.prompts import PROMPTS_FILE, PromptBuilder
 from medchat.safety.guard import guard_all
 from medchat.safety.rules import SafetyRules
 from medchat.safety.triage import Triage, find
 
-PACKAGE_FILE = "medchat.json"  # {"guard": bool, "grounding_top_k": int}
+PACKAGE_FILE = "medchat.json"  # {"guard": bool, "grounding_top_k": int, "reply_form": "full" | "decision"}
 KB_DIR = "kb"  # the tidy knowledge base (data/clean)
 RULES_FILE = "safety_rules.yaml"
 CARD_FILE = "README.md"
@@ -42,6 +43,7 @@ def write_package(
     guard: bool,
     kb_dir: str | Path,
     grounding_top_k: int,
+    reply_form: str = "full",
 ) -> None:
     """Fill the (empty, staging) folder `out` with a package of the model in `model_dir`."""
     for item in Path(model_dir).iterdir():
@@ -53,7 +55,7 @@ def write_package(
     for item in Path(index_dir).iterdir():  # the prompt builder: normaliser, retriever and its settings
         shutil.copy2(item, out / item.name)
     shutil.copytree(kb_dir, out / KB_DIR)
-    settings = {"guard": guard, "grounding_top_k": grounding_top_k}
+    settings = {"guard": guard, "grounding_top_k": grounding_top_k, "reply_form": reply_form}
     (out / PACKAGE_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     save_drafts(out, drafts)
 
@@ -81,16 +83,24 @@ class Chatbot:
         self.prompts = PromptBuilder.load(folder) if (folder / PROMPTS_FILE).exists() else None
         top_k = settings.get("grounding_top_k", 0)
         grounded = bool(top_k) and self.prompts is not None and (folder / KB_DIR).is_dir()
+        composed = settings.get("reply_form") == "decision"
+        if composed and not (folder / KB_DIR).is_dir():
+            raise InputError("a decision model's package lacks its knowledge base", file=str(folder / KB_DIR))
         rules_file = folder / RULES_FILE
-        # the guard needs the rules, and so does grounding (its replies carry their sentences)
+        # the guard needs the rules, and so do grounding and composing (their replies carry its sentences)
         rules = (
-            SafetyRules.load(rules_file if rules_file.exists() else fallback_rules) if use_guard or grounded else None
+            SafetyRules.load(rules_file if rules_file.exists() else fallback_rules)
+            if use_guard or grounded or composed
+            else None
         )
+        kb = load_tidy(folder / KB_DIR) if (composed or grounded) and rules is not None else None
+        if composed and kb is not None and rules is not None:
+            self.chat.composer = Composer(kb, rules)
         self.rules = rules if use_guard else None
         self.triage = find(folder) if use_guard else None
         self.grounding = (
-            Grounding(load_tidy(folder / KB_DIR), rules, self.prompts, top_k)
-            if grounded and rules is not None and self.prompts is not None
+            Grounding(kb, rules, self.prompts, top_k)
+            if grounded and kb is not None and rules is not None and self.prompts is not None
             else None
         )
 

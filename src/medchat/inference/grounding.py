@@ -11,6 +11,7 @@ and far better than a small model decoding free text on its own.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from medchat.safety.rules import SafetyRules
 
 HEDGE = "I can't be sure from this description."
+_CLAUSE_END = re.compile(r"[.:!?](?=\s|$)")
 FIXED = ("emergency", "refusal", "minor")  # replies the safety rules word; kept as the model gave them
 
 
@@ -52,6 +54,30 @@ def decide(reply: str, rules: SafetyRules) -> Decision:
     return Decision(None, disease)
 
 
+def decision(reply: str, rules: SafetyRules) -> str:
+    """The shortest opening of a reply that decides as the whole reply does: what a model trained on
+    decisions (tokenize.reply_form: decision) generates. "It sounds most like Malaria.", "Malaria:",
+    "For Malaria, these steps can help:", or the first sentence of a fixed reply."""
+    text = reply.strip()
+    whole = decide(text, rules)
+    for end in _CLAUSE_END.finditer(text):
+        opening = text[: end.end()]
+        if decide(opening, rules) == whole:
+            return opening
+    return text
+
+
+def compose(reply: str, kb: KnowledgeBase, rules: SafetyRules) -> str:
+    """A decision (or a whole reply) as the full reply it decides: the knowledge base's text for the condition
+    it names, or the safety rules' fixed reply. A reply that decides nothing readable is kept as it is."""
+    found = decide(reply, rules)
+    if found.task in FIXED:
+        return REPLIES[found.task](kb, "", rules)
+    if found.task is not None and found.disease in kb.descriptions:
+        return REPLIES[found.task](kb, found.disease, rules)
+    return reply
+
+
 class Grounding:
     """Turns generated replies into replies grounded in `kb`; `prompts` supplies the retriever (and the
     normaliser its queries go through)."""
@@ -68,8 +94,8 @@ class Grounding:
 
     def ground(self, user: str, reply: str, ranked: list[str]) -> str:
         decision = decide(reply, self.rules)
-        if decision.task in FIXED:
-            return reply
+        if decision.task in FIXED:  # the rules' whole reply, also when the model gave only its opening
+            return REPLIES[decision.task](self.kb, "", self.rules)
         if decision.task in ("describe", "precautions"):
             asked = parse_disease(user)  # a question about a condition is answered about that condition
             if asked in self.known:
@@ -78,3 +104,13 @@ class Grounding:
         if decision.disease in self.known and decision.disease in ranked[: self.top_k]:
             return REPLIES[task](self.kb, decision.disease, self.rules)
         return f"{HEDGE} {REPLIES[task](self.kb, ranked[0], self.rules)}"
+
+
+class Composer:
+    """compose() over a batch: what ChatModel applies to a decision model's generations."""
+
+    def __init__(self, kb: KnowledgeBase, rules: SafetyRules):
+        self.kb, self.rules = kb, rules
+
+    def __call__(self, replies: list[str]) -> list[str]:
+        return [compose(r, self.kb, self.rules) for r in replies]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from medchat.errors import InputError
@@ -143,6 +144,40 @@ STUDIES = {
         model="train",
     ),
 }
+
+
+def profile_overrides(path: str | Path) -> dict[str, Any]:
+    """A params profile (a nested override of params.yaml) as `dvc exp run -S` keys: {"train.lora.r": 0, ...}."""
+    import yaml
+
+    def flatten(prefix: str, value: Any) -> dict[str, Any]:
+        if isinstance(value, dict) and value:
+            return {k: v for key, item in value.items() for k, v in flatten(f"{prefix}{key}.", item).items()}
+        return {prefix.rstrip("."): value}
+
+    return flatten("", yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+
+
+PROFILE_METRICS = {
+    "freetext_v2_chatbot_top1": EVALUATE + "freetext_v2.chatbot.top1",
+    "freetext_v2_retriever_top1": "metrics/evaluate.json:retriever.freetext_v2.raw.top1",
+    "questions_v2_answered": EVALUATE + "questions_v2.chatbot.answered",
+    "escalation_recall": EVALUATE + "safety.guard_on.escalation_recall",
+    "refusal_rate": EVALUATE + "safety.guard_on.refusal_rate",
+    "false_escalation": EVALUATE + "safety.guard_on.false_escalation",
+    "leak_rate": EVALUATE + "safety.guard_on.leak_rate",
+    "referral_rate": EVALUATE + "safety.guard_on.referral_rate",
+    "product_score": EVALUATE + "product_score",
+    "train_seconds": "metrics/train.json:runtime_s",
+    "finetune_seconds": "metrics/finetune.json:runtime_s",
+}
+SCRATCH_PROFILE = Path(__file__).resolve().parents[3] / "profiles" / "scratch.yaml"  # in a source checkout
+STUDIES["profiles"] = Study(  # the default (pretrained) beside the scratch profile, on the held-out v2 sets
+    configs=[("scratch", "profiles/scratch.yaml: a small GPT-2 from scratch", profile_overrides(SCRATCH_PROFILE))]
+    if SCRATCH_PROFILE.is_file()
+    else [],
+    metrics=PROFILE_METRICS,
+)
 
 
 def ablation_row(metrics: dict[str, dict], study: Study) -> dict[str, float | str | None]:

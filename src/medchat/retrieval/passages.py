@@ -20,6 +20,8 @@ class Passage:
 
     def brief(self, max_symptoms: int = 8) -> str:
         """The short form that goes into a grounded prompt (a small model's context is short)."""
+        if not max_symptoms:
+            return self.disease
         return f"{self.disease}: {', '.join(self.symptoms[:max_symptoms])}"
 
 

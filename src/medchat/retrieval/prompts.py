@@ -16,11 +16,11 @@ from medchat.retrieval.retrievers import CONFIG_FILE, PASSAGES_FILE, Retriever
 PROMPTS_FILE, LEXICON_FILE = "prompts.json", "lexicon.yaml"
 
 
-def ground(user: str, passages: list[Passage]) -> str:
+def ground(user: str, passages: list[Passage], symptoms: int = 8) -> str:
     """The user turn of a retrieval-augmented prompt: the message, then what the knowledge base says."""
     if not passages:
         return user
-    return f"{user}\nKnowledge: " + " | ".join(p.brief() for p in passages)
+    return f"{user}\nKnowledge: " + " | ".join(p.brief(symptoms) for p in passages)
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class PromptConfig:
     ground: bool = False  # append the top passages (retrieval-augmented prompts)
     top_k: int = 2
     threshold: float = 0.5  # the normaliser's similarity threshold
+    brief_symptoms: int = 8  # symptoms named per passage
 
 
 class PromptBuilder:
@@ -66,8 +67,11 @@ class PromptBuilder:
         return not (self.config.normalise or self.config.ground)
 
     def queries(self, users: list[str]) -> list[str]:
-        """What the retriever searches with: the message, normalised when a normaliser is present."""
-        return self.normaliser.normalise_all(users) if self.normaliser is not None else list(users)
+        """What the retriever searches with: the message, normalised when prompts are (retrieval.normalise).
+        (On both free-text sets the raw message retrieves better than its normalised form: docs/findings.md.)"""
+        if self.config.normalise and self.normaliser is not None:
+            return self.normaliser.normalise_all(users)
+        return list(users)
 
     def __call__(self, users: list[str]) -> list[str]:
         if self.identity or not users:
@@ -75,7 +79,10 @@ class PromptBuilder:
         queries = self.queries(users)
         prompts = queries if self.config.normalise else list(users)
         if self.config.ground and self.retriever is not None:
-            prompts = [ground(p, hits) for p, hits in zip(prompts, self.retriever.search(queries, self.config.top_k))]
+            prompts = [
+                ground(p, hits, self.config.brief_symptoms)
+                for p, hits in zip(prompts, self.retriever.search(queries, self.config.top_k))
+            ]
         return prompts
 
     def save(self, folder: str | Path, lexicon_path: str | Path) -> None:
