@@ -28,6 +28,7 @@ METRICS, CONFUSION = "metrics/evaluate.json", "plots/evaluate/confusion.json"
 
 
 def main() -> int:
+    from medchat.data.condition_names import ConditionNames
     from medchat.data.eval_sets import load_freetext, load_questions, load_safety_set
     from medchat.data.kb import load_tidy
     from medchat.data.lexicon import Lexicon
@@ -64,7 +65,8 @@ def main() -> int:
         free_sets = {"freetext": load_freetext(FREETEXT), "freetext_v2": load_freetext(FREETEXT_V2)}
         questions = load_questions(QUESTIONS_V2)
         kb, lexicon = load_tidy(CLEAN_DIR), Lexicon.load(params.augment.lexicon)
-        grounding = Grounding(kb, rules, prompts, e.grounding_top_k) if e.grounding_top_k else None
+        condition_names = ConditionNames.load(e.condition_names)
+        grounding = Grounding(kb, rules, prompts, e.grounding_top_k, condition_names) if e.grounding_top_k else None
         # a decision model's openings are composed into whole replies from the knowledge base
         decides = params.tokenize.reply_form == "decision"
         composer = Composer(kb, rules) if decides else None
@@ -103,7 +105,15 @@ def main() -> int:
         results[name].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
         for key, items in free_sets.items():
             free, _ = evaluate_freetext(
-                items, prompts, baseline, chat, dict(e.ensemble_weights), grounding, e.rank_candidates
+                items,
+                prompts,
+                baseline,
+                chat,
+                dict(e.ensemble_weights),
+                grounding,
+                e.rank_candidates,
+                rules if e.guard else None,
+                triage,
             )
             results[name][key] = {k: free[k] for k in ("lm", "lm_generated", "ensemble", "chatbot") if k in free}
         results[name]["questions_v2"] = evaluate_questions(chat, prompts, rules, triage, questions, grounding)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT
 
+from medchat.data.condition_names import ConditionNames
 from medchat.data.dialogue import REPLIES
 from medchat.data.kb import read_kb
 from medchat.data.lexicon import Lexicon
@@ -17,6 +18,7 @@ from medchat.retrieval.retrievers import Retriever, RetrieverConfig
 from medchat.safety.rules import SafetyRules
 
 RULES = ROOT / "data" / "safety" / "rules.yaml"
+NO_EVERYDAY_NAMES = ConditionNames({})  # questions matched by the conditions' own names only
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +48,17 @@ def test_a_diagnosis_outside_the_retrievers_top_k_gives_the_retrievers_best_with
     best = prompts.retriever.rank([user])[0][0]
     assert best == "Urinary tract infection"
     wrong = REPLIES["diagnose"](kb, "Psoriasis", rules)
-    grounded = Grounding(kb, rules, prompts, top_k=1)([user], [wrong])[0]
+    grounded = Grounding(kb, rules, prompts, top_k=1, names=NO_EVERYDAY_NAMES)([user], [wrong])[0]
     assert grounded == f"{HEDGE} {REPLIES['diagnose'](kb, best, rules)}"
     right = REPLIES["diagnose"](kb, best, rules)
-    assert Grounding(kb, rules, prompts, top_k=1)([user], [right]) == [right]
+    assert Grounding(kb, rules, prompts, top_k=1, names=NO_EVERYDAY_NAMES)([user], [right]) == [right]
     # with a wide enough k the model's own choice stands, in the knowledge base's words
-    assert Grounding(kb, rules, prompts, top_k=41)([user], [wrong]) == [wrong]
+    assert Grounding(kb, rules, prompts, top_k=41, names=NO_EVERYDAY_NAMES)([user], [wrong]) == [wrong]
 
 
 def test_a_question_is_answered_about_the_condition_it_names_and_fixed_replies_stay(setup):
     kb, rules, prompts = setup
-    grounding = Grounding(kb, rules, prompts, top_k=1)
+    grounding = Grounding(kb, rules, prompts, top_k=1, names=NO_EVERYDAY_NAMES)
     question = "what exactly is psoriasis? my sister was just told she has it"
     about_acne = REPLIES["describe"](kb, "Acne", rules)
     assert grounding([question], [about_acne]) == [REPLIES["describe"](kb, "Psoriasis", rules)]
@@ -88,3 +90,17 @@ def test_compose_keeps_what_it_cannot_read(setup):
     kb, rules, _ = setup
     assert compose("I am not sure what to say.", kb, rules) == "I am not sure what to say."
     assert compose("It sounds most like Dragon pox.", kb, rules) == "It sounds most like Dragon pox."
+
+
+def test_a_question_in_everyday_names_is_answered_about_that_condition(setup):
+    kb, rules, prompts = setup
+    names = ConditionNames.load(ROOT / "data" / "condition_names.yaml")
+    question = "my dad was just told he has high blood pressure, what can he do day to day?"
+    about_acne = REPLIES["precautions"](kb, "Acne", rules)
+    assert Grounding(kb, rules, prompts, top_k=1, names=names)([question], [about_acne]) == [
+        REPLIES["precautions"](kb, "Hypertension", rules)
+    ]
+    # the canonical names alone do not know "high blood pressure": the retriever's best, hedged
+    assert Grounding(kb, rules, prompts, top_k=1, names=NO_EVERYDAY_NAMES)([question], [about_acne])[0].startswith(
+        HEDGE
+    )

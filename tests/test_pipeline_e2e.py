@@ -56,16 +56,25 @@ def test_every_stage_ran_and_dvc_is_clean(project):
     assert (project / "models" / "chatbot" / "safety_rules.yaml").read_bytes() == (
         ROOT / "data/safety/rules.yaml"
     ).read_bytes()
+    assert (project / "models" / "chatbot" / "condition_names.yaml").read_bytes() == (
+        ROOT / "data/condition_names.yaml"
+    ).read_bytes()
     assert not (project / "models" / "chatbot" / "training.yaml").exists()  # training text never ships
     assert {"triage.json", "triage.npz"} <= {p.name for p in (project / "models" / "chatbot").iterdir()}
 
 
 def test_packaged_chatbot_drafts_from_the_training_replies(project):
     from medchat.inference.chat_model import ChatModel
+    from medchat.inference.grounding import decision
+    from medchat.safety.rules import SafetyRules
 
     chatbot = project / "models" / "chatbot"
     train = [json.loads(line) for line in (project / "data" / "split" / "train.jsonl").read_text().splitlines()]
-    assert json.loads((chatbot / "drafts.json").read_text()) == sorted({r["reply"] for r in train})
+    # a decision model (tokenize.reply_form: decision) generates reply openings, so it drafts from those
+    rules = SafetyRules.load(project / "data" / "safety" / "rules.yaml")
+    drafts = json.loads((chatbot / "drafts.json").read_text())
+    assert drafts == sorted({decision(r["reply"], rules) for r in train})
+    assert all(any(r["reply"].startswith(d) for r in train) for d in drafts)
     drafted = ChatModel.load(chatbot, max_new_tokens=80, batch_size=4)
     assert drafted.drafter is not None
     plain = ChatModel(drafted.model, drafted.tokenizer, max_new_tokens=80, batch_size=4)

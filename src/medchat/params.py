@@ -278,6 +278,10 @@ class EvaluateParams:
         min=0,
         max=41,
     )
+    condition_names: str = spec(
+        "everyday names of the conditions (data/condition_names.yaml), shipped with the chatbot: a question "
+        'that names a condition ("what is hep C?") is answered about it'
+    )
     ensemble_weights: dict[str, float] = spec(
         "weights of the rank fusion of lm, retriever and baseline on the free-text set"
     )

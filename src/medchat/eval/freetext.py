@@ -55,10 +55,13 @@ def evaluate_freetext(
     weights: dict[str, float] | None = None,
     grounding: Grounding | None = None,
     rank: bool = True,
+    rules: SafetyRules | None = None,
+    triage: Triage | None = None,
 ) -> tuple[dict, dict[str, list]]:
     """Top-1 / top-3 disease accuracy on the free-text set for the retriever alone (raw and normalised
     queries), the baseline (raw and normalised), the LM (its generated reply, and with `rank` its ranking of
-    all diseases and the reciprocal-rank fusion of the three); returns the metrics and each system's rankings."""
+    all diseases and the reciprocal-rank fusion of the three) and, with `grounding`, the chatbot (grounded,
+    then guarded when `rules` are given); returns the metrics and each system's rankings."""
     from medchat.inference.ranking import rank_continuations
 
     if builder.retriever is None:
@@ -77,9 +80,11 @@ def evaluate_freetext(
         prompts = builder(texts)
         replies = chat.generate(prompts).replies
         generated = [parse_disease(r) for r in replies]
-        if grounding is not None:  # what the chatbot says: grounded in the knowledge base
-            grounded = [parse_disease(r) for r in grounding(texts, replies)]
-            metrics["chatbot"] = {"top1": share([g == a for g, a in zip(grounded, actual)]), "n": len(actual)}
+        if grounding is not None:  # what the chatbot says: grounded in the knowledge base, then guarded
+            chatbot = grounding(texts, replies)
+            if rules is not None:
+                chatbot = [g.reply for g in guard_all(rules, triage, texts, chatbot)]
+            metrics["chatbot"] = description_rates(items, chatbot)
         metrics["lm_generated"] = {"top1": share([g == a for g, a in zip(generated, actual)]), "n": len(actual)}
         if not rank:  # ranking all 41 openings costs 41 scored continuations per message
             return metrics, ranked
@@ -109,6 +114,22 @@ def retriever_ablation(
         "tfidf_labels": _topk(actual, labels_only.rank(texts)),
         "tfidf_lexicon": _topk(actual, sparse.rank(texts)),
         "tfidf_lexicon_normaliser": _topk(actual, sparse.rank(normalised)),
+    }
+
+
+def description_rates(items: list[dict], replies: list[str]) -> dict[str, float | int | None]:
+    """How replies to symptom descriptions fare. top1: the reply is the right one: it names the condition,
+    or escalates when the condition is itself an emergency (a heart attack described is an emergency to
+    escalate, not a diagnosis to name); the other shares say what the wrong ones did instead."""
+    named = [parse_disease(r) for r in replies]
+    escalated = [escalates(r) for r in replies]
+    emergency = [i["disease"] in names.EMERGENCY_DISEASES for i in items]
+    return {
+        "top1": share([n == i["disease"] or (e and m) for i, n, e, m in zip(items, named, escalated, emergency)]),
+        "needless_escalation": share([e and not m for e, m in zip(escalated, emergency)]),
+        "refused": share([refuses(r) for r in replies]),
+        "no_condition": share([n is None and not e for n, e in zip(named, escalated)]),
+        "n": len(items),
     }
 
 

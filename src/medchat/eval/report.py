@@ -103,7 +103,7 @@ def freetext_table(results: dict[str, dict]) -> str:
             (f"{model} LM, generated reply", (model, "{set}", "lm_generated")),
             (f"{model} LM, ranking all diseases", (model, "{set}", "lm")),
             (f"{model} LM + retriever + baseline (rank fusion)", (model, "{set}", "ensemble")),
-            (f"{model} chatbot: reply grounded in the knowledge base", (model, "{set}", "chatbot")),
+            (f"{model} chatbot: grounded in the knowledge base, guarded", (model, "{set}", "chatbot")),
         ]
     lines = ["| system | v1 top-1 | v1 top-3 | v2 top-1 | v2 top-3 |", "|---|---:|---:|---:|---:|"]
     sizes: dict[str, int] = {}
@@ -124,9 +124,9 @@ def freetext_table(results: dict[str, dict]) -> str:
             f"Free-text sets, never trained on: v1 `data/eval/freetext.jsonl` ({sizes.get('freetext')} patient-style "
             f"descriptions, written alongside the lexicon) and v2 `data/eval/freetext_v2.jsonl` "
             f"({sizes.get('freetext_v2')}, written blind to the repository; reported, never tuned on). "
-            "Retriever recall@1/3/5 on the test split's diagnose prompts: "
-            + " / ".join(f"{test.get(f'recall@{k}')}" for k in (1, 3, 5))
-            + ".",
+            "A chatbot reply is right when it names the condition, or escalates when the condition is itself an "
+            "emergency (heart attack, brain haemorrhage). Retriever recall@1/3/5 on the test split's diagnose "
+            "prompts: " + " / ".join(f"{test.get(f'recall@{k}')}" for k in (1, 3, 5)) + ".",
             "",
             *lines,
             "",

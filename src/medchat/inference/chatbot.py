@@ -3,11 +3,11 @@ that the `medchat` CLI answers with.
 
 A package holds the shipped model (safetensors, config, tokenizer), the safety rules the guard applies,
 the triage classifier that widens them, the prompt builder the model was trained with (normaliser,
-retriever, settings), the knowledge base replies are grounded in (kb/), the reply texts decoding drafts
-from, a model card, and `medchat.json`: whether replies are guarded by default and the grounding's top k
-(medchat.inference.grounding; 0: replies as generated) and the reply form (a decision model's openings
-are composed into whole replies from kb/). Everything in it is data: loading a package never
-runs its code.
+retriever, settings), the knowledge base replies are grounded in (kb/) and the conditions' everyday names
+(condition_names.yaml), the reply texts decoding drafts from, a model card, and `medchat.json`: whether
+replies are guarded by default and the grounding's top k (medchat.inference.grounding; 0: replies as
+generated) and the reply form (a decision model's openings are composed into whole replies from kb/).
+Everything in it is data: loading a package never runs its code.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
+from medchat.data.condition_names import ConditionNames
 from medchat.data.kb import load_tidy
 from medchat.errors import InputError
 from medchat.inference.chat_model import ChatModel
@@ -29,6 +30,7 @@ from medchat.safety.triage import Triage, find
 PACKAGE_FILE = "medchat.json"  # {"guard": bool, "grounding_top_k": int, "reply_form": "full" | "decision"}
 KB_DIR = "kb"  # the tidy knowledge base (data/clean)
 RULES_FILE = "safety_rules.yaml"
+NAMES_FILE = "condition_names.yaml"  # everyday names of the conditions (medchat.data.condition_names)
 CARD_FILE = "README.md"
 
 
@@ -44,6 +46,7 @@ def write_package(
     kb_dir: str | Path,
     grounding_top_k: int,
     reply_form: str = "full",
+    condition_names: str | Path | None = None,
 ) -> None:
     """Fill the (empty, staging) folder `out` with a package of the model in `model_dir`."""
     for item in Path(model_dir).iterdir():
@@ -55,6 +58,8 @@ def write_package(
     for item in Path(index_dir).iterdir():  # the prompt builder: normaliser, retriever and its settings
         shutil.copy2(item, out / item.name)
     shutil.copytree(kb_dir, out / KB_DIR)
+    if condition_names is not None:
+        shutil.copy2(condition_names, out / NAMES_FILE)
     settings = {"guard": guard, "grounding_top_k": grounding_top_k, "reply_form": reply_form}
     (out / PACKAGE_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     save_drafts(out, drafts)
@@ -98,8 +103,10 @@ class Chatbot:
             self.chat.composer = Composer(kb, rules)
         self.rules = rules if use_guard else None
         self.triage = find(folder) if use_guard else None
+        # without the file (an older package), questions are matched by the conditions' own names only
+        names = ConditionNames.load(folder / NAMES_FILE) if (folder / NAMES_FILE).exists() else ConditionNames({})
         self.grounding = (
-            Grounding(kb, rules, self.prompts, top_k)
+            Grounding(kb, rules, self.prompts, top_k, names)
             if grounded and kb is not None and rules is not None and self.prompts is not None
             else None
         )

@@ -20,6 +20,7 @@ from medchat.data.names import parse_disease
 from medchat.safety.rules import escalates, refuses
 
 if TYPE_CHECKING:
+    from medchat.data.condition_names import ConditionNames
     from medchat.data.kb import KnowledgeBase
     from medchat.retrieval.prompts import PromptBuilder
     from medchat.safety.rules import SafetyRules
@@ -80,12 +81,14 @@ def compose(reply: str, kb: KnowledgeBase, rules: SafetyRules) -> str:
 
 class Grounding:
     """Turns generated replies into replies grounded in `kb`; `prompts` supplies the retriever (and the
-    normaliser its queries go through)."""
+    normaliser its queries go through), `names` reads which condition a question asks about."""
 
-    def __init__(self, kb: KnowledgeBase, rules: SafetyRules, prompts: PromptBuilder, top_k: int):
+    def __init__(
+        self, kb: KnowledgeBase, rules: SafetyRules, prompts: PromptBuilder, top_k: int, names: ConditionNames
+    ):
         if prompts.retriever is None:
             raise ValueError("grounding needs a prompt builder with a retriever (an index folder)")
-        self.kb, self.rules, self.prompts, self.top_k = kb, rules, prompts, top_k
+        self.kb, self.rules, self.prompts, self.top_k, self.names = kb, rules, prompts, top_k, names
         self.known = set(kb.diseases)
 
     def __call__(self, users: list[str], replies: list[str]) -> list[str]:
@@ -97,7 +100,7 @@ class Grounding:
         if decision.task in FIXED:  # the rules' whole reply, also when the model gave only its opening
             return REPLIES[decision.task](self.kb, "", self.rules)
         if decision.task in ("describe", "precautions"):
-            asked = parse_disease(user)  # a question about a condition is answered about that condition
+            asked = self.names.asked_about(user)  # a question about a condition is answered about that condition
             if asked in self.known:
                 return REPLIES[decision.task](self.kb, asked, self.rules)
         task = decision.task if decision.task in ("describe", "precautions") else "diagnose"
