@@ -46,7 +46,7 @@ def main() -> int:
     from medchat.eval.scoring import recall_at
     from medchat.inference.chat_model import ChatModel
     from medchat.inference.drafting import reply_texts
-    from medchat.inference.grounding import Composer, Grounding, decision
+    from medchat.inference.grounding import Composer, Grounding, decision, escalation_bias
     from medchat.model.loading import quiet_progress
     from medchat.retrieval.prompts import PromptBuilder
     from medchat.safety.rules import SafetyRules
@@ -78,6 +78,8 @@ def main() -> int:
             )
             for name, path in MODELS.items()
         }
+        for chat in chats.values():
+            chat.opening_bias = escalation_bias(chat.tokenizer, rules, e.escalation_margin)
     except InputError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 1

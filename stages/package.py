@@ -56,6 +56,7 @@ def main() -> int:
                 e.grounding_top_k,
                 params.tokenize.reply_form,
                 e.condition_names,
+                e.escalation_margin,
             )
             reply = Chatbot(out, max_new_tokens=params.evaluate.max_new_tokens).replies([SMOKE_MESSAGE])[0][0]
     except (InputError, OSError, KeyError, json.JSONDecodeError) as exc:

@@ -101,3 +101,29 @@ def test_drafts_file_round_trip(tmp_path):
     assert load_drafts(tmp_path) is None
     save_drafts(tmp_path, ["b", "a", "b"])
     assert load_drafts(tmp_path) == ["a", "b"]
+
+
+def test_an_opening_bias_moves_the_first_token_only_and_acts_as_a_threshold(chat):
+    """A decision model's first token is its decision: a bias there must flip exactly the rows whose margin
+    for that token is below the offset, in both decoding paths, and leave later tokens alone."""
+    from medchat.inference.chat_model import left_padded_positions
+
+    tokenizer = chat.tokenizer
+    reference = ChatModel(chat.model, tokenizer, max_new_tokens=40, batch_size=4).generate(USERS).replies
+    opening = reply_ids(tokenizer, "", REPLIES[0])[0]  # every reply opens with "It"
+    later = reply_ids(tokenizer, "", REPLIES[0])[1]
+    ids, mask = chat._pad_left([prompt_ids(tokenizer, u) for u in USERS])
+    with torch.inference_mode():
+        logits = chat.model(input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask)).logits[:, -1]
+    others = logits.clone()
+    others[:, opening] = float("-inf")
+    margins = (logits[:, opening] - others.max(-1).values).tolist()
+    opens = [m > 0 for m in margins]
+    assert sum(opens) >= 2  # the rows that open with it at all
+    offset = sorted(m for m in margins if m > 0)[0] + 1e-3  # just above the weakest opening's margin
+    for drafts in (None, REPLIES):
+        biased = ChatModel(chat.model, tokenizer, 40, 4, drafts, opening_bias={opening: -offset}).generate(USERS)
+        flipped = [a != b for a, b in zip(biased.replies, reference)]
+        assert flipped == [m > 0 and m < offset for m in margins]
+        untouched = ChatModel(chat.model, tokenizer, 40, 4, drafts, opening_bias={later: -100.0}).generate(USERS)
+        assert untouched.replies == reference  # a token that never opens a reply keeps its place later on

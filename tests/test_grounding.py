@@ -10,7 +10,7 @@ from medchat.data.dialogue import REPLIES
 from medchat.data.kb import read_kb
 from medchat.data.lexicon import Lexicon
 from medchat.data.medication import MedicationLexicon
-from medchat.inference.grounding import HEDGE, Composer, Grounding, compose, decide, decision
+from medchat.inference.grounding import HEDGE, Composer, Grounding, compose, decide, decision, escalation_bias
 from medchat.retrieval.normaliser import SymptomNormaliser
 from medchat.retrieval.passages import build_passages
 from medchat.retrieval.prompts import PromptBuilder, PromptConfig
@@ -104,3 +104,14 @@ def test_a_question_in_everyday_names_is_answered_about_that_condition(setup):
     assert Grounding(kb, rules, prompts, top_k=1, names=NO_EVERYDAY_NAMES)([question], [about_acne])[0].startswith(
         HEDGE
     )
+
+
+def test_the_escalation_bias_lowers_the_emergency_replys_first_token(setup):
+    from medchat.model.tokenization import reply_ids, train_bpe_tokenizer
+
+    _, rules, _ = setup
+    tokenizer = train_bpe_tokenizer([rules.emergency, rules.refusal, "It sounds most like Malaria."] * 5, 300)
+    assert escalation_bias(tokenizer, rules, 0.0) == {}
+    bias = escalation_bias(tokenizer, rules, 1.5)
+    assert bias == {reply_ids(tokenizer, "hi", rules.emergency)[0]: -1.5}
+    assert list(bias) != [reply_ids(tokenizer, "hi", rules.refusal)[0]]  # the refusal opens differently

@@ -50,7 +50,7 @@ def test_every_stage_ran_and_dvc_is_clean(project):
         assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
     assert (project / "models" / "chatbot" / "README.md").read_text().count("Safety notice") == 1
     settings = json.loads((project / "models" / "chatbot" / "medchat.json").read_text())
-    assert settings == {"guard": True, "grounding_top_k": 1, "reply_form": "decision"}
+    assert settings == {"guard": True, "grounding_top_k": 1, "reply_form": "decision", "escalation_margin": 0.0}
     kb = {p.name for p in (project / "models" / "chatbot" / "kb").iterdir()}
     assert kb == {p.name for p in (project / "data" / "clean").iterdir()}
     assert (project / "models" / "chatbot" / "safety_rules.yaml").read_bytes() == (

@@ -278,6 +278,13 @@ class EvaluateParams:
         min=0,
         max=41,
     )
+    escalation_margin: float = spec(
+        "the model escalates on its own only when its emergency opening's first token beats every other first "
+        "token by more than this many logits (0: plain greedy); the guard escalates on its red flags regardless. "
+        "Chosen on the safety tuning set (benchmarks/escalation_margin.py)",
+        min=0.0,
+        max=100.0,
+    )
     condition_names: str = spec(
         "everyday names of the conditions (data/condition_names.yaml), shipped with the chatbot: a question "
         'that names a condition ("what is hep C?") is answered about it'

@@ -26,7 +26,9 @@ class Generation:
 class ChatModel:
     """A causal LM and its tokenizer as a chatbot. With `drafts` (known reply texts), greedy generation
     verifies looked-up continuations instead of decoding token by token (medchat.inference.drafting): same
-    replies, several times faster."""
+    replies, several times faster. `opening_bias` (token id -> logit offset) applies to a reply's first token
+    only: a decision model's first token is its decision (medchat.inference.grounding), so an offset there is a
+    threshold on that decision (medchat.safety.rules.escalation_bias)."""
 
     def __init__(
         self,
@@ -36,10 +38,12 @@ class ChatModel:
         batch_size: int = 64,
         drafts: list[str] | None = None,
         composer: Callable[[list[str]], list[str]] | None = None,
+        opening_bias: dict[int, float] | None = None,
     ):
         from medchat.inference.drafting import ReplyDrafter
 
         self.model, self.tokenizer = model, tokenizer
+        self.opening_bias = opening_bias or {}
         # a model trained on decisions (tokenize.reply_form) has them composed into whole replies
         self.composer = composer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
@@ -101,7 +105,14 @@ class ChatModel:
                 ids, mask = self._pad_left(prompts)
                 if self.drafter is not None:
                     rows = speculative_generate(
-                        self.model, ids, mask, budget, self.drafter, self.tokenizer.eos_token_id, position_limit=limit
+                        self.model,
+                        ids,
+                        mask,
+                        budget,
+                        self.drafter,
+                        self.tokenizer.eos_token_id,
+                        position_limit=limit,
+                        opening_bias=self.opening_bias,
                     )
                 else:
                     out = self.model.generate(  # type: ignore[operator]  # GenerationMixin, typed through nn.Module
@@ -111,6 +122,7 @@ class ChatModel:
                         do_sample=False,
                         pad_token_id=self.tokenizer.pad_token_id,
                         eos_token_id=self.tokenizer.eos_token_id,
+                        logits_processor=[OpeningBias(ids.shape[1], self.opening_bias)] if self.opening_bias else None,
                     )
                     rows = out[:, ids.shape[1] :].tolist()
                 for row in rows:
@@ -174,6 +186,25 @@ class ChatModel:
     def perplexity(self, pairs: list[tuple[str, str]]) -> float:
         scores = self.sequence_logprobs(pairs)
         return math.exp(-sum(s for s, _ in scores) / max(1, sum(n for _, n in scores)))
+
+
+class OpeningBias:
+    """A logits processor for `generate`: adds `bias` (token id -> offset) to the scores of the first new
+    token only (the prompt is `width` columns wide)."""
+
+    def __init__(self, width: int, bias: dict[int, float]):
+        self.width, self.bias = width, bias
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return with_bias(scores, self.bias) if input_ids.shape[1] == self.width else scores
+
+
+def with_bias(logits: torch.Tensor, bias: dict[int, float]) -> torch.Tensor:
+    """`logits` [rows, vocab] with `bias` added to the named tokens (a copy: the model's output stays)."""
+    biased = logits.clone()
+    for token, offset in bias.items():
+        biased[:, token] += offset
+    return biased
 
 
 def left_padded_positions(mask: torch.Tensor) -> Any:

@@ -5,8 +5,9 @@ A package holds the shipped model (safetensors, config, tokenizer), the safety r
 the triage classifier that widens them, the prompt builder the model was trained with (normaliser,
 retriever, settings), the knowledge base replies are grounded in (kb/) and the conditions' everyday names
 (condition_names.yaml), the reply texts decoding drafts from, a model card, and `medchat.json`: whether
-replies are guarded by default and the grounding's top k (medchat.inference.grounding; 0: replies as
-generated) and the reply form (a decision model's openings are composed into whole replies from kb/).
+replies are guarded by default, the grounding's top k (medchat.inference.grounding; 0: replies as
+generated), the reply form (a decision model's openings are composed into whole replies from kb/) and
+the escalation margin on the model's own emergency decision.
 Everything in it is data: loading a package never runs its code.
 """
 
@@ -21,13 +22,14 @@ from medchat.data.kb import load_tidy
 from medchat.errors import InputError
 from medchat.inference.chat_model import ChatModel
 from medchat.inference.drafting import save_drafts
-from medchat.inference.grounding import Composer, Grounding
+from medchat.inference.grounding import Composer, Grounding, escalation_bias
 from medchat.retrieval.prompts import PROMPTS_FILE, PromptBuilder
 from medchat.safety.guard import guard_all
 from medchat.safety.rules import SafetyRules
 from medchat.safety.triage import Triage, find
 
-PACKAGE_FILE = "medchat.json"  # {"guard": bool, "grounding_top_k": int, "reply_form": "full" | "decision"}
+# {"guard": bool, "grounding_top_k": int, "reply_form": "full" | "decision", "escalation_margin": float}
+PACKAGE_FILE = "medchat.json"
 KB_DIR = "kb"  # the tidy knowledge base (data/clean)
 RULES_FILE = "safety_rules.yaml"
 NAMES_FILE = "condition_names.yaml"  # everyday names of the conditions (medchat.data.condition_names)
@@ -47,6 +49,7 @@ def write_package(
     grounding_top_k: int,
     reply_form: str = "full",
     condition_names: str | Path | None = None,
+    escalation_margin: float = 0.0,
 ) -> None:
     """Fill the (empty, staging) folder `out` with a package of the model in `model_dir`."""
     for item in Path(model_dir).iterdir():
@@ -60,7 +63,12 @@ def write_package(
     shutil.copytree(kb_dir, out / KB_DIR)
     if condition_names is not None:
         shutil.copy2(condition_names, out / NAMES_FILE)
-    settings = {"guard": guard, "grounding_top_k": grounding_top_k, "reply_form": reply_form}
+    settings = {
+        "guard": guard,
+        "grounding_top_k": grounding_top_k,
+        "reply_form": reply_form,
+        "escalation_margin": escalation_margin,
+    }
     (out / PACKAGE_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     save_drafts(out, drafts)
 
@@ -89,18 +97,21 @@ class Chatbot:
         top_k = settings.get("grounding_top_k", 0)
         grounded = bool(top_k) and self.prompts is not None and (folder / KB_DIR).is_dir()
         composed = settings.get("reply_form") == "decision"
+        margin = float(settings.get("escalation_margin", 0.0))
         if composed and not (folder / KB_DIR).is_dir():
             raise InputError("a decision model's package lacks its knowledge base", file=str(folder / KB_DIR))
         rules_file = folder / RULES_FILE
         # the guard needs the rules, and so do grounding and composing (their replies carry its sentences)
         rules = (
             SafetyRules.load(rules_file if rules_file.exists() else fallback_rules)
-            if use_guard or grounded or composed
+            if use_guard or grounded or composed or margin
             else None
         )
         kb = load_tidy(folder / KB_DIR) if (composed or grounded) and rules is not None else None
         if composed and kb is not None and rules is not None:
             self.chat.composer = Composer(kb, rules)
+        if margin and rules is not None:
+            self.chat.opening_bias = escalation_bias(self.chat.tokenizer, rules, margin)
         self.rules = rules if use_guard else None
         self.triage = find(folder) if use_guard else None
         # without the file (an older package), questions are matched by the conditions' own names only

@@ -88,14 +88,16 @@ def speculative_generate(
     max_draft: int = 64,
     position_limit: int | None = None,
     stats: DraftStats | None = None,
+    opening_bias: dict[int, float] | None = None,
 ) -> list[list[int]]:
     """Greedy continuations of left-padded prompts (`ids`, `mask`), at most `budget` tokens each, ending
-    at (and including) `eos_id`. Each row keeps as many of its drafted tokens as the model agrees with."""
+    at (and including) `eos_id`. Each row keeps as many of its drafted tokens as the model agrees with.
+    `opening_bias` (token id -> logit offset) applies to the first token only, as ChatModel documents."""
     import inspect
 
     import torch
 
-    from medchat.inference.chat_model import left_padded_positions
+    from medchat.inference.chat_model import left_padded_positions, with_bias
 
     accepted = inspect.signature(model.forward).parameters
     keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
@@ -105,7 +107,8 @@ def speculative_generate(
     out = model(
         input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask), use_cache=True, **keep_last
     )
-    cache, nxt = out[cache_arg], out.logits[:, -1].argmax(-1)
+    first = out.logits[:, -1]
+    cache, nxt = out[cache_arg], (with_bias(first, opening_bias) if opening_bias else first).argmax(-1)
     generated = [[t] for t in nxt.tolist()]
     live = [r for r in range(rows) if generated[r][0] != eos_id and budget > 1]  # unfinished rows, in batch order
     order = list(range(rows))  # the batch rows the cache and tensors hold

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING
 
 from medchat.data.dialogue import DIAGNOSE_OPENING, REPLIES
 from medchat.data.names import parse_disease
+from medchat.model.tokenization import reply_ids
 from medchat.safety.rules import escalates, refuses
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from medchat.data.condition_names import ConditionNames
     from medchat.data.kb import KnowledgeBase
     from medchat.retrieval.prompts import PromptBuilder
@@ -66,6 +69,15 @@ def decision(reply: str, rules: SafetyRules) -> str:
         if decide(opening, rules) == whole:
             return opening
     return text
+
+
+def escalation_bias(tokenizer: PreTrainedTokenizerBase, rules: SafetyRules, margin: float) -> dict[int, float]:
+    """The opening bias (ChatModel) that lets a decision model escalate on its own only when the first token of
+    the emergency reply beats every other first token by more than `margin` logits (0: plain greedy). The
+    guard's red-flag patterns and triage classifier escalate whatever the model decided."""
+    if not margin:
+        return {}
+    return {reply_ids(tokenizer, "", rules.emergency)[0]: -margin}
 
 
 def compose(reply: str, kb: KnowledgeBase, rules: SafetyRules) -> str:
