@@ -28,7 +28,7 @@ class ChatModel:
     verifies looked-up continuations instead of decoding token by token (medchat.inference.drafting): same
     replies, several times faster. `opening_bias` (token id -> logit offset) applies to a reply's first token
     only: a decision model's first token is its decision (medchat.inference.grounding), so an offset there is a
-    threshold on that decision (medchat.safety.rules.escalation_bias)."""
+    threshold on that decision (medchat.inference.grounding.escalation_bias)."""
 
     def __init__(
         self,
