@@ -127,3 +127,50 @@ def test_an_opening_bias_moves_the_first_token_only_and_acts_as_a_threshold(chat
         assert flipped == [m > 0 and m < offset for m in margins]
         untouched = ChatModel(chat.model, tokenizer, 40, 4, drafts, opening_bias={later: -100.0}).generate(USERS)
         assert untouched.replies == reference  # a token that never opens a reply keeps its place later on
+
+
+def test_opening_is_the_start_shared_by_the_most_sequences_and_completion_needs_one_way_on():
+    drafter = ReplyDrafter([[5, 6, 7, 1], [5, 6, 7, 2], [5, 6, 7, 3], [8, 9], [8, 4], [3, 2, 1]])
+    assert drafter.opening == [5, 6, 7]  # 3 sequences x 3 tokens beats 2 x 1 and 1 x 3
+    assert drafter.propose([], 2) == [5, 6]  # proposed before the first token, within the limit
+    assert drafter.complete([5, 6]) is None  # three ways on
+    assert drafter.complete([5, 6, 7, 2]) == []  # a whole sequence: nothing left to add
+    assert drafter.complete([8, 9]) == []
+    assert drafter.complete([3]) == [2, 1]  # one sequence starts so
+    assert drafter.complete([4]) is None  # none does
+
+
+def test_a_cached_prompt_prefix_changes_no_reply(chat):
+    """Every prompt starting with the same text: its keys and values computed once give the same greedy replies
+    as reading it in every prompt."""
+    from medchat.inference.drafting import PromptPrefix
+
+    tokenizer = chat.tokenizer
+    prompts = [prompt_ids(tokenizer, "Hi " + u) for u in USERS]
+    shared = next(i for i, column in enumerate(zip(*prompts)) if len(set(column)) > 1)
+    assert shared >= 1
+    prefix = PromptPrefix.compute(chat.model, prompts[0][:shared])
+    drafter = ReplyDrafter.from_texts(tokenizer, REPLIES)
+    eos = tokenizer.eos_token_id
+    whole = speculative_generate(chat.model, *chat._pad_left(prompts), 40, drafter, eos)
+    rest = speculative_generate(
+        chat.model, *chat._pad_left([p[shared:] for p in prompts]), 40, drafter, eos, prefix=prefix
+    )
+    assert rest == whole
+    assert prefix.cache.get_seq_length() == shared  # the prefix's own cache is never grown by a generation
+
+
+def test_completion_ends_a_reply_once_one_known_reply_starts_with_it(chat):
+    tokenizer = chat.tokenizer
+    ids, mask = chat._pad_left([prompt_ids(tokenizer, u) for u in USERS])
+    drafter = ReplyDrafter.from_texts(tokenizer, REPLIES)
+    eos = tokenizer.eos_token_id
+    greedy_stats, stats = DraftStats(), DraftStats()
+    greedy = speculative_generate(chat.model, ids, mask, 40, drafter, eos, stats=greedy_stats)
+    completed = speculative_generate(chat.model, ids, mask, 40, drafter, eos, stats=stats, complete=True)
+    known = {tuple(s) for s in drafter.sequences}
+    for plain, short in zip(greedy, completed):
+        assert tuple(short) in known  # always a whole known reply, with its end of turn
+        if tuple(plain) in known:
+            assert short == plain  # where the model would have written a known reply anyway, the same one
+    assert stats.passes < greedy_stats.passes  # the replies' known ends are not decoded

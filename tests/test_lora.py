@@ -124,3 +124,21 @@ def test_lora_off_is_the_model_itself_and_a_wrong_target_is_one_clear_error(corp
     with pytest.raises(InputError) as raised:
         with_lora(model, lora_params(target_modules=["q_proj"]), seed=0)
     assert raised.value.key == "lora.target_modules"
+
+
+def test_a_lora_model_trains_with_logits_only_where_the_loss_is(corpus):
+    """peft's forward names few arguments and passes the rest on: the LM head must still skip prompt positions
+    under LoRA, and the loss must be the one computed over every position."""
+    from medchat.model.loading import forward_arguments
+    from medchat.training.packing import LossPositionsOnly, PackingCollator
+
+    tokenizer, data = corpus
+    model = with_lora(tiny_model(len(tokenizer)), lora_params(), seed=0).eval()  # no dropout: same loss twice
+    assert {"logits_to_keep", "labels"} <= forward_arguments(model)
+    features = [data[i] for i in range(4)]
+    batch = PackingCollator(tokenizer.pad_token_id, 128)(features)
+    reply_only = LossPositionsOnly(PackingCollator(tokenizer.pad_token_id, 128))(features)
+    with torch.no_grad():
+        everywhere, kept = model(**batch), model(**reply_only)
+    assert kept.logits.shape[0] == int(reply_only["logits_to_keep"].sum()) < batch["input_ids"].numel()
+    assert torch.allclose(kept.loss, everywhere.loss, atol=1e-5)

@@ -267,7 +267,7 @@ class EvaluateParams:
     batch_size: int = spec("replies generated per batch", min=1, max=4096)
     rank_candidates: bool = spec("rank all 41 diseases by likelihood for top-3 accuracy")
     latency_samples: int = spec(
-        "replies generated one at a time to measure latency (a seeded sample of all tasks)", min=0
+        "test messages (a seeded sample of all tasks) timed one at a time (latency) and batched (replies/s)", min=0
     )
     baseline_c: float = spec("inverse regularisation of the TF-IDF + logistic regression baseline", min=1e-6)
     guard: bool = spec("the packaged chatbot guards its replies by default (`medchat --no-guard` turns it off)")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from medchat.model.loading import forward_arguments
 from medchat.model.tokenization import prompt_ids, reply_ids
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from medchat.inference.drafting import PromptPrefix
 
 
 @dataclass
@@ -26,7 +28,9 @@ class Generation:
 class ChatModel:
     """A causal LM and its tokenizer as a chatbot. With `drafts` (known reply texts), greedy generation
     verifies looked-up continuations instead of decoding token by token (medchat.inference.drafting): same
-    replies, several times faster. `opening_bias` (token id -> logit offset) applies to a reply's first token
+    replies, several times faster, and the keys and values of the start all prompts share (the chat template's
+    system turn) are computed once, so the weights must not change while a ChatModel uses them. With a
+    `composer` (a decision model), a reply ends as soon as one known opening alone starts with it. `opening_bias` (token id -> logit offset) applies to a reply's first token
     only: a decision model's first token is its decision (medchat.inference.grounding), so an offset there is a
     threshold on that decision (medchat.inference.grounding.escalation_bias)."""
 
@@ -48,6 +52,8 @@ class ChatModel:
         self.composer = composer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.drafter = ReplyDrafter.from_texts(tokenizer, drafts) if drafts else None
+        self._prefix: PromptPrefix | None = None  # computed at the first drafted generation
+        self._prefix_known = False
 
     @property
     def max_positions(self) -> int | None:
@@ -74,6 +80,18 @@ class ChatModel:
         kwargs.setdefault("drafts", load_drafts(model_dir))
         return cls(*load_trained(model_dir), **kwargs)
 
+    def _prompt_prefix(self) -> PromptPrefix | None:
+        """The start every prompt shares (the chat template's turns before the user's text), its keys and
+        values computed at the first call; None when prompts share nothing."""
+        from medchat.inference.drafting import PromptPrefix
+
+        if not self._prefix_known:
+            one, other = prompt_ids(self.tokenizer, "a"), prompt_ids(self.tokenizer, "7")
+            shared = next((i for i, (x, y) in enumerate(zip(one, other)) if x != y), 0)
+            self._prefix = PromptPrefix.compute(self.model, one[:shared]) if shared else None
+            self._prefix_known = True
+        return self._prefix
+
     def _pad_left(self, sequences: list[list[int]]) -> tuple[Any, Any]:
         import torch
 
@@ -89,21 +107,28 @@ class ChatModel:
 
         from medchat.inference.drafting import speculative_generate
 
-        replies: list[str] = []
         new_tokens = 0
         started = time.perf_counter()
         was_training = self.model.training
         self.model.eval()
         limit = self.max_positions
         with torch.inference_mode():
+            encoded = [prompt_ids(self.tokenizer, u) for u in users]
+            # batches of similar length: little left padding, which every pass would compute
+            order = sorted(range(len(users)), key=lambda i: len(encoded[i]))
+            by_position: dict[int, str] = {}
             for start in range(0, len(users), self.batch_size):
-                prompts = [prompt_ids(self.tokenizer, u) for u in users[start : start + self.batch_size]]
+                chosen = order[start : start + self.batch_size]
+                prompts = [encoded[i] for i in chosen]
                 budget = self.max_new_tokens
                 if limit:  # never run past the position table (scratch models are short)
                     prompts = [p[-(limit - 1) :] for p in prompts]
                     budget = max(1, min(budget, limit - max(map(len, prompts))))
-                ids, mask = self._pad_left(prompts)
                 if self.drafter is not None:
+                    prefix = self._prompt_prefix()
+                    if prefix is not None and any(p[: len(prefix.ids)] != prefix.ids for p in prompts):
+                        prefix = None  # a prompt cut to fit, or one whose first tokens merge with the prefix
+                    ids, mask = self._pad_left([p[len(prefix.ids) :] if prefix else p for p in prompts])
                     rows = speculative_generate(
                         self.model,
                         ids,
@@ -113,8 +138,11 @@ class ChatModel:
                         self.tokenizer.eos_token_id,
                         position_limit=limit,
                         opening_bias=self.opening_bias,
+                        prefix=prefix,
+                        complete=self.composer is not None,
                     )
                 else:
+                    ids, mask = self._pad_left(prompts)
                     out = self.model.generate(  # type: ignore[operator]  # GenerationMixin, typed through nn.Module
                         input_ids=ids,
                         attention_mask=mask,
@@ -125,13 +153,14 @@ class ChatModel:
                         logits_processor=[OpeningBias(ids.shape[1], self.opening_bias)] if self.opening_bias else None,
                     )
                     rows = out[:, ids.shape[1] :].tolist()
-                for row in rows:
+                for i, row in zip(chosen, rows):
                     if self.tokenizer.eos_token_id in row:
                         row = row[: row.index(self.tokenizer.eos_token_id)]
                     row = [t for t in row if t != self.tokenizer.pad_token_id]
                     new_tokens += len(row)
-                    replies.append(str(self.tokenizer.decode(row, skip_special_tokens=True)).strip())
+                    by_position[i] = str(self.tokenizer.decode(row, skip_special_tokens=True)).strip()
         self.model.train(was_training)
+        replies = [by_position[i] for i in range(len(users))]
         if self.composer is not None:
             replies = self.composer(replies)
         return Generation(replies, time.perf_counter() - started, new_tokens)
@@ -155,7 +184,7 @@ class ChatModel:
         # so the LM head only needs the last `keep` positions, where they are predicted.
         order = sorted(range(len(pairs)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
         results: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
-        keep_arg = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        keep_arg = "logits_to_keep" in forward_arguments(self.model)
         self.model.eval()
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):

@@ -13,10 +13,12 @@ one sequence at a time and looks only in the prompt, hence this loop.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -45,13 +47,51 @@ class ReplyDrafter:
         return cls([reply_ids(tokenizer, "", text) for text in sorted(set(texts))], max_ngram)
 
     def propose(self, generated: list[int], limit: int) -> list[int]:
-        """Up to `limit` tokens that followed the longest matching suffix of `generated` in the corpus."""
+        """Up to `limit` tokens that followed the longest matching suffix of `generated` in the corpus;
+        before the first token, the corpus's most common opening (`opening`)."""
+        if not generated:
+            return self.opening[:limit]
         for n in range(min(self.max_ngram, len(generated)), 0, -1):
             hit = self.index.get(tuple(generated[-n:]))
             if hit is not None:
                 s, end = hit
                 return self.sequences[s][end : end + limit]
         return []
+
+    @cached_property
+    def opening(self) -> list[int]:
+        """The draft before a reply's first token: among the groups of sequences that share a first token, the
+        common start of the group where it saves the most passes (sequences x tokens), as if every sequence
+        were equally likely. For decision openings: "It sounds most like", shared by every diagnosis."""
+        groups: dict[int, list[list[int]]] = {}
+        for seq in self.sequences:
+            if seq:
+                groups.setdefault(seq[0], []).append(seq)
+        best: list[int] = []
+        saved = 0
+        for group in groups.values():
+            start = group[0]
+            for seq in group[1:]:
+                same = next((i for i, (x, y) in enumerate(zip(start, seq)) if x != y), min(len(start), len(seq)))
+                start = start[:same]
+            if len(group) * len(start) > saved:  # ties: the first group in corpus order
+                best, saved = list(start), len(group) * len(start)
+        return best
+
+    @cached_property
+    def _endings(self) -> dict[tuple[int, ...], list[int] | None]:
+        endings: dict[tuple[int, ...], list[int] | None] = {}
+        for seq in self.sequences:
+            for n in range(1, len(seq) + 1):
+                start, rest = tuple(seq[:n]), seq[n:]
+                if endings.setdefault(start, rest) != rest:
+                    endings[start] = None  # two sequences start alike and then part
+        return endings
+
+    def complete(self, generated: list[int]) -> list[int] | None:
+        """The rest of the corpus sequence that starts with `generated` when only one does (or all that do
+        go on alike); None while the sequences that start so still differ, or when none does."""
+        return self._endings.get(tuple(generated))
 
 
 def reply_texts(rows: list[dict]) -> list[str]:
@@ -78,6 +118,38 @@ class DraftStats:
     accepted: int = 0  # proposed tokens kept
 
 
+@dataclass
+class PromptPrefix:
+    """The keys and values of a start every prompt shares (a chat template's system turn), computed once:
+    each reply then reads only its own tokens. Valid while the model's weights stay as they are."""
+
+    ids: list[int]
+    cache: Any
+
+    @classmethod
+    def compute(cls, model: PreTrainedModel, ids: list[int]) -> PromptPrefix:
+        import torch
+
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True)
+        return cls(ids, out[_cache_arg(model)])
+
+    def cache_for(self, rows: int) -> Any:
+        """A cache of `rows` copies of the prefix. Cache layers replace their tensors as they grow (a cat) or
+        shrink (a slice), never write into them, so copies of the cache and its layers are enough."""
+        cache = copy.copy(self.cache)
+        cache.layers = [copy.copy(layer) for layer in self.cache.layers]
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+def _cache_arg(model: PreTrainedModel) -> str:
+    """Name of the cache in a model's forward arguments and outputs (transformers >= 5.x renames it)."""
+    from medchat.model.loading import forward_arguments
+
+    return "cache" if "cache" in forward_arguments(model) else "past_key_values"
+
+
 def speculative_generate(
     model: PreTrainedModel,
     ids: torch.Tensor,
@@ -89,36 +161,43 @@ def speculative_generate(
     position_limit: int | None = None,
     stats: DraftStats | None = None,
     opening_bias: dict[int, float] | None = None,
+    prefix: PromptPrefix | None = None,
+    complete: bool = False,
 ) -> list[list[int]]:
     """Greedy continuations of left-padded prompts (`ids`, `mask`), at most `budget` tokens each, ending
-    at (and including) `eos_id`. Each row keeps as many of its drafted tokens as the model agrees with.
-    `opening_bias` (token id -> logit offset) applies to the first token only, as ChatModel documents."""
-    import inspect
+    at (and including) `eos_id`. Each row keeps as many of its drafted tokens as the model agrees with; the
+    prompt's own pass already checks the corpus's common opening (ReplyDrafter.opening).
 
+    `opening_bias` (token id -> logit offset) applies to the first token only, as ChatModel documents.
+    `prefix`: the cached start of every prompt, which `ids` then leave out. With `complete`, a row ends as soon
+    as the corpus holds one way to go on from what it generated (ReplyDrafter.complete), which it takes without
+    decoding: for a corpus of decisions, the model has decided by then."""
     import torch
 
     from medchat.inference.chat_model import left_padded_positions, with_bias
+    from medchat.model.loading import forward_arguments
 
-    accepted = inspect.signature(model.forward).parameters
-    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
-    cache_arg = "cache" if "cache" in accepted else "past_key_values"  # transformers >= 5.x renames it
+    keep_arg = "logits_to_keep" in forward_arguments(model)
+    cache_arg = _cache_arg(model)
     stats = stats if stats is not None else DraftStats()
-    rows = ids.shape[0]
-    out = model(
-        input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask), use_cache=True, **keep_last
-    )
-    first = out.logits[:, -1]
-    cache, nxt = out[cache_arg], (with_bias(first, opening_bias) if opening_bias else first).argmax(-1)
-    generated = [[t] for t in nxt.tolist()]
-    live = [r for r in range(rows) if generated[r][0] != eos_id and budget > 1]  # unfinished rows, in batch order
+    rows, shared = ids.shape[0], len(prefix.ids) if prefix else 0
+    cache: Any = prefix.cache_for(rows) if prefix else None
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    live = list(range(rows))  # unfinished rows, in batch order
     order = list(range(rows))  # the batch rows the cache and tensors hold
-    lengths = mask.sum(1)  # real tokens per row: the position of the next token fed
+    # What each pass feeds before its draft: first the prompts, then each row's last chosen token.
+    head, head_mask, head_positions = ids, mask, left_padded_positions(mask) + shared
+    lengths = mask.sum(1) + shared  # the position of the token after the head
+    mask = mask.new_ones(rows, shared)  # the columns the cache holds (0: padding, rejected drafts)
+    nxt = ids.new_zeros(rows)
+    first = True
     while live:
-        if len(live) < nxt.shape[0]:  # finished rows leave the batch, so passes only compute for the rest
+        if len(live) < len(order):  # finished rows leave the batch, so passes only compute for the rest
             alive = set(live)
             keep_rows = torch.tensor([i for i, r in enumerate(order) if r in alive], device=ids.device)
             cache.reorder_cache(keep_rows)
             mask, lengths, nxt = mask[keep_rows], lengths[keep_rows], nxt[keep_rows]
+            head, head_mask, head_positions = nxt[:, None], torch.ones_like(nxt[:, None]), lengths[:, None] - 1
         order = list(live)
         # the pass always adds one token of the model's own after the kept draft
         drafts = [drafter.propose(generated[r], min(max_draft, budget - len(generated[r]) - 1)) for r in order]
@@ -126,36 +205,40 @@ def speculative_generate(
         proposal = torch.full((len(order), width), -1, dtype=torch.long, device=ids.device)  # -1 never matches
         for i, d in enumerate(drafts):
             proposal[i, : len(d)] = torch.tensor(d, dtype=torch.long)
-        fed = torch.cat([nxt[:, None], proposal.clamp(min=0)], 1)
-        positions = lengths[:, None] + torch.arange(width + 1, device=ids.device)
+        positions = torch.cat([head_positions, lengths[:, None] + torch.arange(width, device=ids.device)], 1)
         if position_limit:  # other rows' longer drafts may run off the table; those slots are never kept
             positions = positions.clamp(max=position_limit - 1)
         logits = model(
-            input_ids=fed,
-            attention_mask=torch.cat([mask, mask.new_ones(len(order), width + 1)], 1),
+            input_ids=torch.cat([head, proposal.clamp(min=0)], 1),
+            attention_mask=torch.cat([mask, head_mask, mask.new_ones(len(order), width)], 1),
             position_ids=positions,
             use_cache=True,
-            **{cache_arg: cache},
-        ).logits
-        choice = logits.argmax(-1)  # choice[:, j]: the greedy token after fed[:, :j + 1]
+            **({cache_arg: cache} if cache is not None else {}),
+            **({"logits_to_keep": width + 1} if keep_arg else {}),
+        )
+        cache, logits = logits[cache_arg], logits.logits[:, -(width + 1) :]
+        if first and opening_bias:  # the pass that chooses the first token
+            logits = torch.cat([with_bias(logits[:, 0], opening_bias)[:, None], logits[:, 1:]], 1)
+        choice = logits.argmax(-1)  # choice[:, j]: the greedy token after the head and j drafted tokens
         # per row, how many leading drafted tokens equal the model's choice
         keep = (proposal == choice[:, :-1]).long().cumprod(1).sum(1)
-        most = int(keep.max())
-        stats.passes, stats.drafted, stats.accepted = (
-            stats.passes + 1,
-            stats.drafted + sum(map(len, drafts)),
-            stats.accepted + int(keep.sum()),
-        )
+        most = int(keep.max()) if width else 0
+        stats.passes += not first
+        stats.drafted, stats.accepted = stats.drafted + sum(map(len, drafts)), stats.accepted + int(keep.sum())
         # Rows keep different numbers of tokens but share one cache: drop the tail no row kept, and
         # mask each row's own rejected slots (holes that attention skips, as it skips left padding).
         cache.crop(-(width - most))  # negative: tokens to remove from the end
-        kept = torch.arange(most + 1, device=ids.device)[None, :] <= keep[:, None]
-        mask = torch.cat([mask, kept.to(mask.dtype)], 1)
-        lengths = lengths + 1 + keep
+        kept = torch.arange(most, device=ids.device)[None, :] < keep[:, None]
+        mask = torch.cat([mask, head_mask, kept.to(mask.dtype)], 1)
         nxt = choice.gather(1, keep[:, None]).squeeze(1)
+        lengths = lengths + keep + 1  # the kept drafts and the model's own token, fed by the next pass
+        head, head_mask, head_positions = nxt[:, None], torch.ones_like(nxt[:, None]), lengths[:, None] - 1
+        first = False
         for i, r in enumerate(order):
-            new = drafts[i][: int(keep[i])] + [int(nxt[i])]
-            generated[r] += new
-            if eos_id in new or len(generated[r]) >= budget:
+            generated[r] += drafts[i][: int(keep[i])] + [int(nxt[i])]
+            ending = drafter.complete(generated[r]) if complete else None
+            if ending is not None:
+                generated[r] += ending[: budget - len(generated[r])]
+            if eos_id in generated[r] or len(generated[r]) >= budget or ending is not None:
                 live.remove(r)
     return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in generated]

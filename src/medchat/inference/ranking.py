@@ -12,9 +12,9 @@ the cache (`batch_repeat_interleave`, then the cache update's concatenation). Im
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
+from medchat.model.loading import forward_arguments
 from medchat.model.tokenization import prompt_ids
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def continuation_scores(
     gather_rows = torch.tensor([0 if offset[i] == 0 else i for i in range(tree)])
     targets = torch.tensor(tree_ids)
     owner_t = torch.tensor(owner)
-    keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
+    keep_arg = "logits_to_keep" in forward_arguments(model)
     model.eval()
     longest = max(map(len, endings))
     scores = []

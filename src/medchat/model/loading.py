@@ -157,6 +157,15 @@ def load_trained(model_dir: str | Path) -> tuple[Any, Any]:
     return causal_lm_loss(model), tokenizer
 
 
+def forward_arguments(model: Any) -> set[str]:
+    """Names a causal LM's forward accepts. A peft model's forward names few and passes the rest on to the
+    model it wraps, so that model's are the ones that count (logits_to_keep, the cache)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(base.forward).parameters)
+
+
 def count_parameters(model: PreTrainedModel) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -3,7 +3,6 @@ the accuracy probe, checkpoints that survive a killed run. Imports torch and tra
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from medchat.model.loading import forward_arguments
 from medchat.model.tokenization import IGNORE_INDEX
 from medchat.params import TrainerParams
 from medchat.training.callbacks import StepAlignedDVCLive, make_live
@@ -167,7 +167,7 @@ def fit(
         quiet_packed_padding()
     else:
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
-    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+    if "logits_to_keep" in forward_arguments(model):  # a LoRA model's too
         collator = LossPositionsOnly(collator)  # LM head only where the loss is taken
     main = is_main_process()
     resumable = resume_dir is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1
