@@ -230,7 +230,7 @@ def main() -> None:
     for size, result in results.items():
         for row in result["recipes"]:
             print(
-                f"| {size} | {row['recipe']} | {row['useful_tokens_per_s']:.0f} | {row['speedup_vs_seed']} "
+                f"| {size} | {row['recipe']} | {row['useful_tokens_per_s']:.1f} | {row['speedup_vs_seed']} "
                 f"| {row['mfu']:.1%} |"
             )
 
