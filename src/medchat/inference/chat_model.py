@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from medchat.model.loading import forward_arguments
@@ -28,10 +29,11 @@ class Generation:
 class ChatModel:
     """A causal LM and its tokenizer as a chatbot. With `drafts` (known reply texts), greedy generation
     verifies looked-up continuations instead of decoding token by token (medchat.inference.drafting): same
-    replies, several times faster, and the keys and values of the start all prompts share (the chat template's
-    system turn) are computed once, so the weights must not change while a ChatModel uses them. With a
-    `composer` (a decision model), a reply ends as soon as one known opening alone starts with it. `opening_bias` (token id -> logit offset) applies to a reply's first token
-    only: a decision model's first token is its decision (medchat.inference.grounding), so an offset there is a
+    replies, several times faster, and the keys and values of the start all prompts share (the chat
+    template's system turn) are computed once, so the weights must not change while a ChatModel uses them.
+    With a `composer` (a decision model), a reply ends as soon as one known opening alone starts with it.
+    `opening_bias` (token id -> logit offset) applies to a reply's first token only: a decision model's
+    first token is its decision (medchat.inference.grounding), so an offset there is a
     threshold on that decision (medchat.inference.grounding.escalation_bias)."""
 
     def __init__(
@@ -52,8 +54,6 @@ class ChatModel:
         self.composer = composer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.drafter = ReplyDrafter.from_texts(tokenizer, drafts) if drafts else None
-        self._prefix: PromptPrefix | None = None  # computed at the first drafted generation
-        self._prefix_known = False
 
     @property
     def max_positions(self) -> int | None:
@@ -80,17 +80,15 @@ class ChatModel:
         kwargs.setdefault("drafts", load_drafts(model_dir))
         return cls(*load_trained(model_dir), **kwargs)
 
+    @cached_property
     def _prompt_prefix(self) -> PromptPrefix | None:
         """The start every prompt shares (the chat template's turns before the user's text), its keys and
-        values computed at the first call; None when prompts share nothing."""
+        values computed at the first drafted generation; None when prompts share nothing."""
         from medchat.inference.drafting import PromptPrefix
 
-        if not self._prefix_known:
-            one, other = prompt_ids(self.tokenizer, "a"), prompt_ids(self.tokenizer, "7")
-            shared = next((i for i, (x, y) in enumerate(zip(one, other)) if x != y), 0)
-            self._prefix = PromptPrefix.compute(self.model, one[:shared]) if shared else None
-            self._prefix_known = True
-        return self._prefix
+        one, other = prompt_ids(self.tokenizer, "a"), prompt_ids(self.tokenizer, "7")
+        shared = next((i for i, (x, y) in enumerate(zip(one, other)) if x != y), 0)
+        return PromptPrefix.compute(self.model, one[:shared]) if shared else None
 
     def _pad_left(self, sequences: list[list[int]]) -> tuple[Any, Any]:
         import torch
@@ -125,7 +123,7 @@ class ChatModel:
                     prompts = [p[-(limit - 1) :] for p in prompts]
                     budget = max(1, min(budget, limit - max(map(len, prompts))))
                 if self.drafter is not None:
-                    prefix = self._prompt_prefix()
+                    prefix = self._prompt_prefix
                     if prefix is not None and any(p[: len(prefix.ids)] != prefix.ids for p in prompts):
                         prefix = None  # a prompt cut to fit, or one whose first tokens merge with the prefix
                     ids, mask = self._pad_left([p[len(prefix.ids) :] if prefix else p for p in prompts])

@@ -197,6 +197,7 @@ def speculative_generate(
             keep_rows = torch.tensor([i for i, r in enumerate(order) if r in alive], device=ids.device)
             cache.reorder_cache(keep_rows)
             mask, lengths, nxt = mask[keep_rows], lengths[keep_rows], nxt[keep_rows]
+        if not first:  # each row's last chosen token, at the position after what the cache holds
             head, head_mask, head_positions = nxt[:, None], torch.ones_like(nxt[:, None]), lengths[:, None] - 1
         order = list(live)
         # the pass always adds one token of the model's own after the kept draft
@@ -232,7 +233,6 @@ def speculative_generate(
         mask = torch.cat([mask, head_mask, kept.to(mask.dtype)], 1)
         nxt = choice.gather(1, keep[:, None]).squeeze(1)
         lengths = lengths + keep + 1  # the kept drafts and the model's own token, fed by the next pass
-        head, head_mask, head_positions = nxt[:, None], torch.ones_like(nxt[:, None]), lengths[:, None] - 1
         first = False
         for i, r in enumerate(order):
             generated[r] += drafts[i][: int(keep[i])] + [int(nxt[i])]
