@@ -43,6 +43,13 @@ def test_the_first_name_in_a_message_wins_and_the_longest_at_one_place():
     assert made_up.asked_about("is osteoarthritis a joint disease") == "Osteoarthritis"  # not "arthritis"
 
 
+def test_a_not_name_hides_the_name_inside_it_and_the_search_goes_on():
+    made_up = ConditionNames({"Common Cold": ("a cold",), "Hypoglycemia": ("a hypo",)}, not_names=("a cold sweat",))
+    assert made_up.asked_about("I broke out in a cold sweat") is None
+    assert made_up.asked_about("I broke out in a cold sweat, is it a hypo?") == "Hypoglycemia"
+    assert made_up.asked_about("is it a cold?") == "Common Cold"
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [
@@ -50,6 +57,7 @@ def test_the_first_name_in_a_message_wins_and_the_longest_at_one_place():
         ("conditions:\n  Dragon pox: [scales]\n", "not a known condition"),
         ("conditions:\n  Malaria: marsh fever\n", "expected a list of non-empty names"),
         ("conditions:\n  Hepatitis B: [hepatitis]\n  Hepatitis C: [Hepatitis]\n", "also names Hepatitis B"),
+        ("conditions:\n  Malaria: [marsh fever]\nnot_names: cold sweat\n", "expected a list of non-empty phrases"),
     ],
 )
 def test_a_bad_file_is_one_clear_error(tmp_path, text, error):

@@ -10,12 +10,22 @@ from medchat.data.dialogue import REPLIES
 from medchat.data.kb import read_kb
 from medchat.data.lexicon import Lexicon
 from medchat.data.medication import MedicationLexicon
-from medchat.inference.grounding import HEDGE, Composer, Grounding, compose, decide, decision, escalation_bias
+from medchat.data.names import parse_disease
+from medchat.inference.grounding import (
+    HEDGE,
+    Composer,
+    Grounding,
+    about_reply,
+    compose,
+    decide,
+    decision,
+    escalation_bias,
+)
 from medchat.retrieval.normaliser import SymptomNormaliser
 from medchat.retrieval.passages import build_passages
 from medchat.retrieval.prompts import PromptBuilder, PromptConfig
 from medchat.retrieval.retrievers import Retriever, RetrieverConfig
-from medchat.safety.rules import SafetyRules
+from medchat.safety.rules import SafetyRules, escalates
 
 RULES = ROOT / "data" / "safety" / "rules.yaml"
 NO_EVERYDAY_NAMES = ConditionNames({})  # questions matched by the conditions' own names only
@@ -62,13 +72,41 @@ def test_a_question_is_answered_about_the_condition_it_names_and_fixed_replies_s
     question = "what exactly is psoriasis? my sister was just told she has it"
     about_acne = REPLIES["describe"](kb, "Acne", rules)
     assert grounding([question], [about_acne]) == [REPLIES["describe"](kb, "Psoriasis", rules)]
+    # the model decided neither describe nor precautions: what it is and what helps, one referral
+    both = about_reply(kb, "Psoriasis", rules)
+    assert both.startswith("Psoriasis: ") and "For Psoriasis, these steps can help:" in both
+    assert both.count(rules.referral) == 1 and both.endswith(rules.referral)
     garbled = "It sounds most like sounds like like"
-    assert grounding([question], [garbled])[0].startswith(HEDGE)  # no condition read: the retriever's best
-    assert "Psoriasis" in grounding([question], [garbled])[0]
-    for task in ("emergency", "refusal", "minor"):
+    assert grounding([question], [garbled]) == [both]
+    assert grounding([question], [REPLIES["diagnose"](kb, "Acne", rules)]) == [both]
+    for task in ("refusal", "minor"):
         fixed = REPLIES[task](kb, "", rules)
         assert grounding([question], [fixed]) == [fixed]
         assert grounding([question], [decision(fixed, rules)]) == [fixed]  # a decision model's opening
+
+
+def test_the_models_escalation_keeps_the_retrievers_best_condition(setup):
+    kb, rules, prompts = setup
+    grounding = Grounding(kb, rules, prompts, top_k=1, names=NO_EVERYDAY_NAMES)
+    user = "it burns when i pee, i need to go all the time and my wee smells strong"
+    escalation = REPLIES["emergency"](kb, "", rules)
+    for reply in (escalation, decision(escalation, rules)):
+        grounded = grounding([user], [reply])[0]
+        assert escalates(grounded)
+        assert grounded.startswith(rules.emergency_reply())
+        assert parse_disease(grounded.removeprefix(rules.emergency_reply())) == "Urinary tract infection"
+        assert HEDGE in grounded
+
+
+def test_a_cold_sweat_is_not_a_question_about_a_cold(setup):
+    kb, rules, prompts = setup
+    names = ConditionNames.load(ROOT / "data" / "condition_names.yaml")
+    grounding = Grounding(kb, rules, prompts, top_k=1, names=names)
+    user = "out of nowhere I get shaky and hungry and break into a cold sweat, then I feel faint"
+    assert names.asked_about(user) is None
+    best = prompts.retriever.rank([user])[0][0]
+    assert grounding([user], [REPLIES["diagnose"](kb, best, rules)]) == [REPLIES["diagnose"](kb, best, rules)]
+    assert names.asked_about("I've had a cold for a week and now a cold sweat at night") == "Common Cold"
 
 
 def test_every_reply_round_trips_through_its_decision(setup):

@@ -22,6 +22,8 @@ from medchat.errors import InputError
 @dataclass(frozen=True)
 class ConditionNames:
     everyday: dict[str, tuple[str, ...]]  # canonical disease -> everyday names
+    # phrases that contain a name but do not name the condition: "a cold sweat" is not "a cold"
+    not_names: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> ConditionNames:
@@ -49,7 +51,10 @@ class ConditionNames:
                 if other != disease:  # one name, two conditions: the match would be a coin toss
                     raise InputError(f"{alias!r} also names {other}", file=str(path), key=key)
             everyday[disease] = tuple(a.strip() for a in aliases)
-        return cls(everyday)
+        not_names = data.get("not_names", [])
+        if not isinstance(not_names, list) or not all(isinstance(n, str) and n.strip() for n in not_names):
+            raise InputError("expected a list of non-empty phrases", file=str(path), key="not_names")
+        return cls(everyday, tuple(n.strip() for n in not_names))
 
     @functools.cached_property
     def spellings(self) -> dict[str, str]:
@@ -62,14 +67,18 @@ class ConditionNames:
 
     @functools.cached_property
     def _pattern(self) -> re.Pattern:
-        longest_first = sorted(self.spellings, key=len, reverse=True)
+        phrases = {*self.spellings, *map(_fold, self.not_names)}
+        longest_first = sorted(phrases, key=len, reverse=True)
         return re.compile(r"(?<!\w)(" + "|".join(map(re.escape, longest_first)) + r")(?!\w)")
 
     def asked_about(self, text: str) -> str | None:
-        """The condition a message names first, or None. At one position the longest name wins, so "hep B"
-        in "hep B and hep D" is Hepatitis B and "osteoarthritis" is never read as "arthritis"."""
-        match = self._pattern.search(_fold(text))
-        return self.spellings[match.group(1)] if match else None
+        """The condition a message names first, or None. At one position the longest phrase wins, so "hep B"
+        in "hep B and hep D" is Hepatitis B, "osteoarthritis" is never read as "arthritis", and a not-name
+        ("a cold sweat") hides the name inside it ("a cold")."""
+        for match in self._pattern.finditer(_fold(text)):
+            if match.group(1) in self.spellings:
+                return self.spellings[match.group(1)]
+        return None
 
 
 def _fold(text: str) -> str:

@@ -3,10 +3,13 @@ precautions, or one of the safety rules' fixed replies) and which condition it i
 says about that condition is the knowledge base's text for it, never decoded words.
 
 The retriever keeps the model honest about the condition: a diagnosis must be among the retriever's top
-`top_k` conditions for the message, otherwise the reply gives the retriever's best, with a hedge. A
-question that names a condition ("what is psoriasis?") is answered about that condition. So the chatbot
-names the condition at least as well as its retriever does whenever the model's choice is unreliable,
-and far better than a small model decoding free text on its own.
+`top_k` conditions for the message, otherwise the reply gives the retriever's best, with a hedge. The
+model's own emergency decision escalates and still names the retriever's best (with the hedge), as the
+guard's escalation keeps the reply it prefixes: an escalation never costs the user the condition. A
+message that names a condition ("what is psoriasis?", "how do I stop hep A spreading?") is answered about
+that condition: as the model decided (describe or precautions), or with both when it decided neither. So
+the chatbot names the condition at least as well as its retriever does whenever the model's choice is
+unreliable, and far better than a small model decoding free text on its own.
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ def escalation_bias(tokenizer: PreTrainedTokenizerBase, rules: SafetyRules, marg
     return {reply_ids(tokenizer, "", rules.emergency)[0]: -margin}
 
 
+def about_reply(kb: KnowledgeBase, disease: str, rules: SafetyRules) -> str:
+    """A condition the user named, when the model decided neither describe nor precautions: both, one referral."""
+    described = REPLIES["describe"](kb, disease, rules).removesuffix(rules.referral).strip()
+    return f"{described} {REPLIES['precautions'](kb, disease, rules)}"
+
+
 def compose(reply: str, kb: KnowledgeBase, rules: SafetyRules) -> str:
     """A decision (or a whole reply) as the full reply it decides: the knowledge base's text for the condition
     it names, or the safety rules' fixed reply. A reply that decides nothing readable is kept as it is."""
@@ -109,12 +118,15 @@ class Grounding:
 
     def ground(self, user: str, reply: str, ranked: list[str]) -> str:
         decision = decide(reply, self.rules)
+        if decision.task == "emergency":  # escalate, and still say what the retriever finds most likely
+            return f"{self.rules.emergency_reply()} {HEDGE} {REPLIES['diagnose'](self.kb, ranked[0], self.rules)}"
         if decision.task in FIXED:  # the rules' whole reply, also when the model gave only its opening
             return REPLIES[decision.task](self.kb, "", self.rules)
-        if decision.task in ("describe", "precautions"):
-            asked = self.names.asked_about(user)  # a question about a condition is answered about that condition
-            if asked in self.known:
+        asked = self.names.asked_about(user)  # a message that names a condition is answered about it
+        if asked in self.known:
+            if decision.task in ("describe", "precautions"):
                 return REPLIES[decision.task](self.kb, asked, self.rules)
+            return about_reply(self.kb, asked, self.rules)  # what it is and what helps: the model chose neither
         task = decision.task if decision.task in ("describe", "precautions") else "diagnose"
         if decision.disease in self.known and decision.disease in ranked[: self.top_k]:
             return REPLIES[task](self.kb, decision.disease, self.rules)
