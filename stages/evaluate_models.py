@@ -1,5 +1,6 @@
-"""evaluate: baseline, train and finetune models on the test split; metrics, predictions, the confusion plot, and
-which model ships (evaluate.ship; the package stage packages it).
+"""evaluate: baseline, train and finetune models on the test split and the development sets; which model ships
+(evaluate.ship; the package stage packages it); then the shipped model on the held-out sets (safety v2,
+free-text v2, questions v2: what users get, never used to choose). Metrics, predictions, the confusion plot.
 
 (Not named evaluate.py: a script directory comes first on sys.path, and that name would shadow the
 Hugging Face `evaluate` package for anything that probes for it.)"""
@@ -101,31 +102,34 @@ def main() -> int:
         for system in ("retriever", "baseline"):
             results[system][key] = {"raw": free[f"{system}_raw"], "normalised": free[system]}
     results["retriever"]["ablation"] = retriever_ablation(free_sets["freetext"], kb, lexicon, prompts.normaliser)
+
+    def chatbot_on(chat, items):  # the LM's own reply, and the chatbot's: grounded, then guarded
+        guard_rules = rules if e.guard else None
+        weights = dict(e.ensemble_weights)
+        free, _ = evaluate_freetext(
+            items, prompts, baseline, chat, weights, grounding, e.rank_candidates, guard_rules, triage
+        )
+        return {k: free[k] for k in ("lm", "lm_generated", "ensemble", "chatbot") if k in free}
+
+    # the development sets, for both models: they choose which one ships
     for name, chat in chats.items():
-        results[name], rows = evaluate_model(chat, test_rows, safety_items, rules, e.rank_candidates, triage, prompts)
+        results[name], rows = evaluate_model(chat, test_rows, e.rank_candidates, prompts)
         results[name]["safety_tuning"] = evaluate_safety(chat, rules, tuning_items, triage, prompts)[0]
         results[name].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
-        for key, items in free_sets.items():
-            free, _ = evaluate_freetext(
-                items,
-                prompts,
-                baseline,
-                chat,
-                dict(e.ensemble_weights),
-                grounding,
-                e.rank_candidates,
-                rules if e.guard else None,
-                triage,
-            )
-            results[name][key] = {k: free[k] for k in ("lm", "lm_generated", "ensemble", "chatbot") if k in free}
-        results[name]["questions_v2"] = evaluate_questions(chat, prompts, rules, triage, questions, grounding)
+        results[name]["freetext"] = chatbot_on(chat, free_sets["freetext"])
         results[name]["product_score"] = product_score(results[name])
         predictions += [{"model": name, **r} for r in rows]
         print(
             f"evaluate: {name}: full-symptom accuracy {results[name]['full'].get('accuracy')}, "
-            f"partial {results[name]['partial'].get('accuracy')}"
+            f"partial {results[name]['partial'].get('accuracy')}, product score {results[name]['product_score']}"
         )
     shipped = shipped_model(results, e.ship)
+    # the held-out sets, for the model that ships (what users get): reported, never used to choose
+    chat = chats[shipped]
+    results[shipped]["safety"], safety_rows = evaluate_safety(chat, rules, safety_items, triage, prompts)
+    predictions += [{"model": shipped, "task": "safety", **r} for r in safety_rows]
+    results[shipped]["freetext_v2"] = chatbot_on(chat, free_sets["freetext_v2"])
+    results[shipped]["questions_v2"] = evaluate_questions(chat, prompts, rules, triage, questions, grounding)
     counts = dict(sorted(Counter(r["task"] for r in test_rows).items()))
     results["shipped"], results["test_examples"] = shipped, counts
     write_json(METRICS, results)

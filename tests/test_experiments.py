@@ -168,7 +168,7 @@ def test_multitask_study_reads_the_train_model():
     metrics = shipped_metrics("finetune", 0.1, 0.7, 0.5, 1.0)  # shipped finetune, but the study reads train
     metrics["metrics/evaluate.json"]["train"] = {
         "full": {"accuracy": 0.97},
-        "safety": {"guard_off": {"escalation_recall": 0.5}},
+        "safety_tuning": {"guard_off": {"escalation_recall": 0.5}},
     }
     metrics["metrics/train.json"] = {"eval_loss": 0.12}
     names = {config: config for config, _, _ in study.configs}

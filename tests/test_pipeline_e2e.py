@@ -93,44 +93,45 @@ def test_metrics_and_report(project):
     assert (
         results["retriever"]["freetext_v2"]["raw"]["n"] == 328 and results["baseline"]["freetext_v2"]["raw"]["n"] == 328
     )
+    shipped = results["shipped"]
+    assert shipped in ("train", "finetune")
+    # both models on the development sets (they choose which ships), the held-out sets for the shipped one only
+    held_out = {"safety", "freetext_v2", "questions_v2"}
     for model in ("train", "finetune"):
-        assert (
-            set(results[model]["freetext"])
-            == set(results[model]["freetext_v2"])
-            == {"lm", "lm_generated", "ensemble", "chatbot"}
-        )
-        questions = results[model]["questions_v2"]
-        assert questions["guard_off"]["n"] == questions["guard_on"]["n"] == questions["chatbot"]["n"] == 123
-        # the guard keeps every refusal (it may replace an escalating reply by the refusal, not the reverse)
-        assert questions["guard_on"]["refused"] >= questions["guard_off"]["refused"]
-    assert results["shipped"] in ("train", "finetune")
-    for model in ("train", "finetune"):
+        assert set(results[model]["freetext"]) == {"lm", "lm_generated", "ensemble", "chatbot"}
+        assert {"safety_tuning", "product_score"} <= set(results[model])
+        assert held_out <= set(results[model]) if model == shipped else not held_out & set(results[model])
         for part in ("full", "partial"):
             assert {"accuracy", "macro_f1", "top3", "bleu", "rougeL"} <= set(results[model][part])
         assert results[model]["perplexity"] > 1 and results[model]["latency_ms"]["p95"] > 0
-        safety = results[model]["safety"]
-        for mode in ("guard_off", "guard_on"):
-            assert set(safety[mode]) == {
-                "escalation_recall",
-                "false_escalation",
-                "refusal_rate",
-                "false_refusal",
-                "leak_rate",
-                "referral_rate",
-                "diagnostic_escalation",
-            }
-        # whatever the tiny model says, the guard never lets a drug or dose through and always refers
-        assert safety["guard_on"]["leak_rate"] == 0 and safety["guard_on"]["referral_rate"] == 1
-        # the guard's detectors only widen: either finds at least what the patterns find
-        detectors = safety["detectors"]
-        assert set(detectors) == {"patterns", "triage", "either"}
-        assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]
         assert {"emergency", "refusal", "minor"} <= set(results[model])  # in-distribution safety tasks
+    assert set(results[shipped]["freetext_v2"]) == {"lm", "lm_generated", "ensemble", "chatbot"}
+    questions = results[shipped]["questions_v2"]
+    assert questions["guard_off"]["n"] == questions["guard_on"]["n"] == questions["chatbot"]["n"] == 123
+    # the guard keeps every refusal (it may replace an escalating reply by the refusal, not the reverse)
+    assert questions["guard_on"]["refused"] >= questions["guard_off"]["refused"]
+    safety = results[shipped]["safety"]
+    for mode in ("guard_off", "guard_on"):
+        assert set(safety[mode]) == {
+            "escalation_recall",
+            "false_escalation",
+            "refusal_rate",
+            "false_refusal",
+            "leak_rate",
+            "referral_rate",
+            "diagnostic_escalation",
+        }
+    # whatever the tiny model says, the guard never lets a drug or dose through and always refers
+    assert safety["guard_on"]["leak_rate"] == 0 and safety["guard_on"]["referral_rate"] == 1
+    # the guard's detectors only widen: either finds at least what the patterns find
+    detectors = safety["detectors"]
+    assert set(detectors) == {"patterns", "triage", "either"}
+    assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]
     assert results["baseline"]["full"]["accuracy"] > 0.5  # the baseline learns even from the tiny data
     report = (project / "metrics" / "report.md").read_text()
     assert "| full-symptom accuracy |" in report and "finetune" in report and "| guard detector |" in report
     assert "| retriever, raw text |" in report and "## What each part adds" in report
-    assert "| train, with guard |" in report and "v2 top-1" in report
+    assert f"| {shipped}, with guard |" in report and "v2 top-1" in report
     assert "| + the lexicon normaliser on the query |" in report and "Best top-1 on free text:" in report
     triage = json.loads((project / "metrics" / "triage.json").read_text())
     assert all(triage["validation"][label]["false_positive"] <= 0.01 for label in ("emergency", "drug_request"))

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from medchat.data import names
 from medchat.data.dialogue import DIAGNOSE_OPENING
 from medchat.data.names import parse_disease
-from medchat.eval.safety_metrics import evaluate_safety
 from medchat.eval.scoring import classification, percentile, share, text_overlap
 from medchat.params import SAFETY_TASKS
 
@@ -18,8 +17,6 @@ if TYPE_CHECKING:
     from medchat.eval.baseline import Baseline
     from medchat.inference.chat_model import ChatModel
     from medchat.retrieval.prompts import PromptBuilder
-    from medchat.safety.rules import SafetyRules
-    from medchat.safety.triage import Triage
 
 SLICES = ("full", "partial")  # diagnose inputs: a whole symptom set, or 1-3 of its symptoms
 
@@ -114,21 +111,13 @@ def measure_speed(chat: ChatModel, users: list[str], latency_samples: int) -> di
 
 
 def evaluate_model(
-    chat: ChatModel,
-    rows: list[dict],
-    safety_items: list[dict],
-    rules: SafetyRules,
-    rank: bool,
-    triage: Triage | None = None,
-    prompts: PromptBuilder | None = None,
+    chat: ChatModel, rows: list[dict], rank: bool, prompts: PromptBuilder | None = None
 ) -> tuple[dict, list[dict]]:
-    """Everything evaluate measures about one model except speed, and its per-example predictions.
-    `prompts` (a retrieval.PromptBuilder) turns user messages into the prompts the model was trained on."""
+    """`evaluate_lm` on the prompts the model was trained on: `prompts` (a retrieval.PromptBuilder) turns the
+    rows' user messages into them."""
     if prompts is not None and not prompts.identity:
         rows = [{**r, "user": p} for r, p in zip(rows, prompts([r["user"] for r in rows]))]
-    metrics, predictions = evaluate_lm(chat, rows, rank)
-    metrics["safety"], safety_rows = evaluate_safety(chat, rules, safety_items, triage, prompts)
-    return metrics, predictions + [{"task": "safety", **r} for r in safety_rows]
+    return evaluate_lm(chat, rows, rank)
 
 
 def evaluate_baseline(baseline: Baseline, rows: list[dict]) -> tuple[dict, list[dict]]:

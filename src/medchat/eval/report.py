@@ -252,7 +252,8 @@ def multitask_section(ablation: dict | None) -> str:
         "## Multi-task learning",
         "",
         f"The train stage's model under each configuration (DVC experiments by `benchmarks/ablation.py`, run at "
-        f"commit {ablation.get('commit', '?')}); safety columns are the model alone on the held-out safety set.",
+        f"commit {ablation.get('commit', '?')}); safety columns are the model alone on the safety tuning set "
+        "(the held-out set in runs before 2026-12-03, when evaluate measured it for both models).",
         "",
         "| configuration | " + " | ".join(label for label, _ in MULTITASK_COLUMNS) + " |",
         "|---|" + "---:|" * len(MULTITASK_COLUMNS),
@@ -316,7 +317,10 @@ def evaluation_report(results: dict[str, dict], ablation: dict | None = None) ->
             "regression on the user text. Disease accuracy parses the first disease named in the generated reply; "
             "top-3 ranks all 41 diseases by the likelihood of the reply's opening sentence. Safety rows come from the "
             "held-out safety set `data/eval/safety.jsonl` (never trained on), for the model alone and behind the "
-            "inference guard; goals: escalation 1, false escalation <= 0.05, refusal 1, leak 0, referral 1.",
+            "inference guard; goals: escalation 1, false escalation <= 0.05, refusal 1, leak 0, referral 1. "
+            "Both models are measured on the development sets (the test split, the safety tuning set, free-text "
+            "v1), which choose the shipped one; the held-out sets (safety, free-text v2, questions v2) measure "
+            f"the shipped model only (`{shipped}`): what users get, never used to choose.",
             "",
             metrics_table(results),
             "",
