@@ -30,7 +30,9 @@ def main() -> int:
         params = load_params()
         r = params.retrieval
         lexicon = Lexicon.load(params.augment.lexicon)
-        retriever = Retriever(build_passages(load_tidy(CLEAN_DIR), lexicon), RetrieverConfig(r.encoder, r.dense_weight))
+        retriever = Retriever(
+            build_passages(load_tidy(CLEAN_DIR), lexicon), RetrieverConfig(r.encoder, r.dense_weight, r.char_weight)
+        )
         normaliser = SymptomNormaliser(lexicon, r.normaliser_threshold)
         builder = PromptBuilder(
             PromptConfig(r.normalise, r.enabled, r.top_k, r.normaliser_threshold, r.brief_symptoms),

@@ -216,8 +216,31 @@ def test_retriever_ablation_measures_each_part(kb, lexicon):
     assert all("In everyday words" not in p.text for p in labels_only)
     assert [p.symptoms for p in labels_only] == [p.symptoms for p in build_passages(kb, lexicon)]
     items = load_freetext(str(ROOT / "data" / "eval" / "freetext.jsonl"))
-    parts = retriever_ablation(items, kb, lexicon, SymptomNormaliser(lexicon, 0.5))
-    assert set(parts) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_normaliser"}
+    parts = retriever_ablation(items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), RetrieverConfig("tfidf", 0.5, 0.3))
+    assert set(parts) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_chars", "tfidf_lexicon_normaliser"}
     assert all(p["n"] == len(items) >= 200 for p in parts.values())
     # patients' words reach a passage only through the lexicon's phrasings: expansion must help a lot
     assert parts["tfidf_lexicon"]["top1"] >= parts["tfidf_labels"]["top1"] + 0.2
+    # character n-grams forgive typos and word forms ("diarhea", "itchiness"): they must not lose ground
+    assert parts["tfidf_lexicon_chars"]["top1"] >= parts["tfidf_lexicon"]["top1"]
+    words_only = retriever_ablation(items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), RetrieverConfig("tfidf"))
+    assert words_only["tfidf_lexicon_chars"] == words_only["tfidf_lexicon"] == parts["tfidf_lexicon"]
+
+
+def test_character_ngrams_match_a_misspelt_symptom(kb, lexicon):
+    passages = build_passages(kb, lexicon)
+    words = Retriever(passages, RetrieverConfig("tfidf"))
+    chars = Retriever(passages, RetrieverConfig("tfidf", char_weight=0.3))
+    query = ["yelow skn and yelowish eyez"]  # no word of it is spelt as the passages spell it
+    assert words.scores(query).max() == 0.0
+    assert chars.scores(query).max() > 0.0
+    assert chars.rank(query)[0][0] in {
+        "Jaundice",
+        "Hepatitis A",
+        "Hepatitis B",
+        "Hepatitis C",
+        "Hepatitis D",
+        "Hepatitis E",
+        "Alcoholic hepatitis",
+        "Chronic cholestasis",
+    }

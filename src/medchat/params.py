@@ -224,6 +224,9 @@ class RetrievalParams:
         choices=("tfidf", "minilm", "hybrid"),
     )
     dense_weight: float = spec("hybrid only: share of the dense score", min=0.0, max=1.0)
+    char_weight: float = spec(
+        "share of character 3-5 gram tf-idf in the sparse score (typos, word forms); 0: words only", min=0.0, max=1.0
+    )
     normalise: bool = spec("prompts carry the clinical labels of the symptoms the lexicon normaliser finds")
     enabled: bool = spec("prompts carry the top_k knowledge-base passages (retrieval-augmented training and inference)")
     top_k: int = spec("passages per grounded prompt", min=1, max=10)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from medchat.inference.grounding import Grounding
     from medchat.retrieval.normaliser import SymptomNormaliser
     from medchat.retrieval.prompts import PromptBuilder
+    from medchat.retrieval.retrievers import RetrieverConfig
     from medchat.safety.rules import SafetyRules
     from medchat.safety.triage import Triage
 
@@ -98,22 +99,27 @@ def evaluate_freetext(
 
 
 def retriever_ablation(
-    items: list[dict], kb: KnowledgeBase, lexicon: Lexicon, normaliser: SymptomNormaliser
+    items: list[dict], kb: KnowledgeBase, lexicon: Lexicon, normaliser: SymptomNormaliser, config: RetrieverConfig
 ) -> dict[str, dict]:
-    """What each retrieval part adds on the free-text set: passages with clinical labels only, plus the
-    lexicon's lay phrasings, plus the query normaliser."""
+    """What each retrieval part adds on the free-text set: word tf-idf over passages with clinical labels only,
+    plus the lexicon's lay phrasings, plus character n-grams as `config` weighs them (the index as configured),
+    plus the query normaliser."""
+    from dataclasses import replace
+
     from medchat.retrieval.passages import build_passages
-    from medchat.retrieval.retrievers import Retriever, RetrieverConfig
+    from medchat.retrieval.retrievers import Retriever
 
     texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
     expanded = build_passages(kb, lexicon)
-    labels_only = Retriever(build_passages(kb, lexicon, everyday=False), RetrieverConfig("tfidf"))
-    sparse = Retriever(expanded, RetrieverConfig("tfidf"))
+    words = replace(config, encoder="tfidf", char_weight=0.0)
+    labels_only = Retriever(build_passages(kb, lexicon, everyday=False), words)
+    configured = Retriever(expanded, config)
     normalised = normaliser.normalise_all(texts)
     return {
         "tfidf_labels": _topk(actual, labels_only.rank(texts)),
-        "tfidf_lexicon": _topk(actual, sparse.rank(texts)),
-        "tfidf_lexicon_normaliser": _topk(actual, sparse.rank(normalised)),
+        "tfidf_lexicon": _topk(actual, Retriever(expanded, words).rank(texts)),
+        "tfidf_lexicon_chars": _topk(actual, configured.rank(texts)),
+        "tfidf_lexicon_normaliser": _topk(actual, configured.rank(normalised)),
     }
 
 

@@ -24,6 +24,9 @@ PASSAGES_FILE, CONFIG_FILE, EMBEDDINGS_FILE = "passages.jsonl", "retriever.json"
 class RetrieverConfig:
     encoder: str = "tfidf"
     dense_weight: float = 0.5  # hybrid only: the dense share of the combined score
+    # share of character n-grams in the sparse score: "diarhea", "vomitting", "itchiness" still match
+    # the passages' words; 0 (words only) is also what an index saved before this setting existed gets
+    char_weight: float = 0.0
 
 
 class Retriever:
@@ -42,12 +45,16 @@ class Retriever:
             )
         self.passages, self.config = passages, config
         self.diseases = [p.disease for p in passages]
-        self._sparse = self._dense = None
+        self._sparse = self._dense = self._chars = None
         if config.encoder in ("tfidf", "hybrid"):
             from sklearn.feature_extraction.text import TfidfVectorizer
 
+            texts = [p.text for p in passages]
             self._sparse = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
-            self._sparse_matrix = self._sparse.fit_transform([p.text for p in passages])
+            self._sparse_matrix = self._sparse.fit_transform(texts)
+            if config.char_weight:
+                self._chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+                self._chars_matrix = self._chars.fit_transform(texts)
         if config.encoder in ("minilm", "hybrid"):
             self._dense = encoder or DenseEncoder()  # a shared encoder saves loading the model twice
             self._embeddings = embeddings if embeddings is not None else self._dense.encode([p.text for p in passages])
@@ -62,12 +69,11 @@ class Retriever:
         """(len(queries), passages) cosine similarities (a weighted mix of both for hybrid)."""
         parts = []
         if self._sparse is not None:
-            parts.append(
-                (
-                    1 - self.config.dense_weight if self._dense is not None else 1.0,
-                    (self._sparse.transform(queries) @ self._sparse_matrix.T).toarray(),
-                )
-            )
+            sparse = (self._sparse.transform(queries) @ self._sparse_matrix.T).toarray()
+            if self._chars is not None:
+                chars = (self._chars.transform(queries) @ self._chars_matrix.T).toarray()
+                sparse = (1 - self.config.char_weight) * sparse + self.config.char_weight * chars
+            parts.append((1 - self.config.dense_weight if self._dense is not None else 1.0, sparse))
         if self._dense is not None:
             parts.append(
                 (
