@@ -80,9 +80,16 @@ def main() -> int:
         queue(names)
     default = {path: json.loads((ROOT / path).read_text()) for path in DEFAULT_METRICS}
     records = experiment_records(dvc_exp_show(commit))
-    previous = json.loads(OUT.read_text()).get("studies", {}) if OUT.exists() else {}
-    results = {**previous, **{s: ablation_rows(records, default, names[s], STUDIES[s]) for s in studies}}
-    write_json(OUT, {"commit": commit, "studies": results})
+    previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results = {
+        **previous.get("studies", {}),
+        **{s: ablation_rows(records, default, names[s], STUDIES[s]) for s in studies},
+    }
+    # each study keeps the commit its experiments ran from: rerunning one study leaves the others' as they were
+    commits = {s: previous.get("commits", {}).get(s, previous.get("commit")) for s in results} | dict.fromkeys(
+        studies, commit
+    )
+    write_json(OUT, {"commit": commit, "commits": commits, "studies": results})
     for study in studies:
         for row in results[study]:
             print(study, json.dumps(row))

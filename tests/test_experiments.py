@@ -191,6 +191,10 @@ def test_multitask_study_reads_the_train_model():
     assert rows[1]["params"] == {"train.tasks": ["diagnose"]} and rows[0]["full_accuracy"] == 0.97
     table = multitask_section({"commit": "c0ffee", "studies": {"multitask": rows}})
     assert "| diagnose-only: train on diagnose alone | 0.97 | – | – | – | 0.5 | – | – | 0.12 |" in table
+    assert "run at commit c0ffee" in table  # a file from before per-study commits
+    # each study names the commit its own experiments ran from, not the newest study's
+    both = {"commit": "beef", "commits": {"multitask": "c0ffee", "profiles": "beef"}, "studies": {"multitask": rows}}
+    assert "run at commit c0ffee" in multitask_section(both)
 
 
 def test_the_scratch_profile_runs_as_an_experiment_of_flat_overrides(tmp_path):

@@ -171,6 +171,12 @@ RETRIEVER_PARTS = [  # (label, key in results.retriever.ablation)
 ]
 
 
+def study_commit(ablation: dict, study: str) -> str:
+    """The commit a study's experiments ran from (metrics/ablation.json keeps one per study; files written
+    before it did hold one commit for all)."""
+    return str((ablation.get("commits") or {}).get(study) or ablation.get("commit") or "?")
+
+
 def _cell(value: Any) -> str:
     return "–" if value is None else f"{value:g}"
 
@@ -199,7 +205,7 @@ def ablation_section(results: dict[str, dict], ablation: dict | None) -> str:
     if rows and ablation is not None:
         lines += [
             f"Model configurations, each a DVC experiment of the full pipeline (`benchmarks/ablation.py`, "
-            f"run at commit {ablation.get('commit', '?')}); columns are the shipped model's. Reply: the "
+            f"run at commit {study_commit(ablation, 'parts')}); columns are the shipped model's. Reply: the "
             "disease named in its generated reply; ranking: all 41 diseases by likelihood; fusion: "
             "rank fusion with the retriever and the baseline.",
             "",
@@ -253,7 +259,7 @@ def multitask_section(ablation: dict | None) -> str:
         "## Multi-task learning",
         "",
         f"The train stage's model under each configuration (DVC experiments by `benchmarks/ablation.py`, run at "
-        f"commit {ablation.get('commit', '?')}); safety columns are the model alone on the safety tuning set "
+        f"commit {study_commit(ablation, 'multitask')}); safety columns are the model alone on the safety tuning set "
         "(the held-out set in runs before 2026-12-03, when evaluate measured it for both models).",
         "",
         "| configuration | " + " | ".join(label for label, _ in MULTITASK_COLUMNS) + " |",
@@ -292,7 +298,7 @@ def profiles_section(ablation: dict | None) -> str:
         "## Profiles",
         "",
         "The shipped chatbot of each profile, a DVC experiment of the whole pipeline (`python benchmarks/ablation.py "
-        f"--study profiles`, run at commit {ablation.get('commit', '?')}); held-out v2 sets, safety with the guard.",
+        f"--study profiles`, run at commit {study_commit(ablation, 'profiles')}); held-out v2 sets, safety with the guard.",
         "",
         "| profile | model | " + " | ".join(label for label, _ in PROFILE_COLUMNS) + " |",
         "|---|---|" + "---:|" * len(PROFILE_COLUMNS),
