@@ -251,6 +251,24 @@ def test_guard_repairs_unsafe_replies(rules, unsafe, action):
     assert "doctor" in result.reply
 
 
+def test_a_medicine_request_is_refused_first_and_a_reply_that_names_no_medicine_stays(rules):
+    user = "they sent me home with some tablets after my op and now I have an itchy rash all over, what should I take?"
+    assert rules.is_drug_request(user)
+    grounded = f"It sounds most like Drug Reaction. Stop and ask the team who prescribed it. {rules.referral}"
+    result = guard(rules, user, grounded)
+    assert result.actions == ("refused",)
+    assert result.reply == f"{rules.refusal_reply()} {grounded}"
+    assert refuses(result.reply) and rules.leaks(result.reply) == []
+    # a reply that names a medicine or a dose is replaced whole, whatever was asked
+    assert guard(rules, user, "It sounds most like Drug Reaction. Take 10 mg of cetirizine.").reply.startswith(
+        rules.refusal_reply()
+    )
+    assert "cetirizine" not in guard(rules, user, "It sounds most like Drug Reaction. Take 10 mg of cetirizine.").reply
+    # the model's own escalation survives the request
+    escalation = rules.emergency_reply()
+    assert escalates(guard(rules, user, escalation).reply)
+
+
 def test_guard_escalates_a_missed_emergency(rules):
     user = "my chest is crushing and I am sweating and out of breath"
     result = guard(rules, user, "It sounds most like GERD. Eat smaller meals.")

@@ -195,7 +195,7 @@ def test_guard_acts_on_learned_flags_that_patterns_miss(rules):
     escalated = guard(rules, user, diagnosis, frozenset({EMERGENCY}))
     assert escalated.actions == ("escalated",) and escalated.reply.startswith(rules.emergency)
     refused = guard(rules, user, diagnosis, frozenset({DRUG_REQUEST}))
-    assert refused.actions == ("refused",) and refused.reply == rules.refusal_reply()
+    assert refused.actions == ("refused",) and refused.reply == f"{rules.refusal_reply()} {diagnosis}"
 
 
 def test_guard_all_uses_the_classifier_when_given(rules):

@@ -20,13 +20,19 @@ class Guarded:
 
 
 def guard(rules: SafetyRules, user: str, reply: str, learned: frozenset[str] = frozenset()) -> Guarded:
-    """Make a generated reply safe: refuse medicine advice, escalate red flags, always refer.
+    """Make a generated reply safe: replace a reply that names a medicine or dose by the refusal, put the
+    refusal before any other reply to a medicine request, escalate red flags, always refer.
 
     `learned` holds what the triage classifier flagged in the user's message (EMERGENCY, DRUG_REQUEST)."""
     actions = []
     found = rules.flags(user) | learned
-    if rules.leaks(reply) or (DRUG_REQUEST in found and not refuses(reply)):
+    if rules.leaks(reply):
         reply, actions = rules.refusal_reply(), ["refused"]
+    elif DRUG_REQUEST in found and not refuses(reply):
+        # The refusal comes first; a reply that names no medicine or dose stays after it. A description
+        # that mentions medicines ("they sent me home with tablets, now I have a rash") still hears which
+        # condition it suggests, and an escalation the model made is never dropped.
+        reply, actions = f"{rules.refusal_reply()} {reply}".strip(), ["refused"]
     if EMERGENCY in found and not escalates(reply):
         reply = f"{rules.emergency_reply()} {reply}".strip()
         actions.append("escalated")
