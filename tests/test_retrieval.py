@@ -234,13 +234,4 @@ def test_character_ngrams_match_a_misspelt_symptom(kb, lexicon):
     query = ["yelow skn and yelowish eyez"]  # no word of it is spelt as the passages spell it
     assert words.scores(query).max() == 0.0
     assert chars.scores(query).max() > 0.0
-    assert chars.rank(query)[0][0] in {
-        "Jaundice",
-        "Hepatitis A",
-        "Hepatitis B",
-        "Hepatitis C",
-        "Hepatitis D",
-        "Hepatitis E",
-        "Alcoholic hepatitis",
-        "Chronic cholestasis",
-    }
+    assert "yellowish skin" in chars.search(query, 1)[0][0].symptoms  # a jaundiced condition
