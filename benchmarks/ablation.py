@@ -86,9 +86,8 @@ def main() -> int:
         **{s: ablation_rows(records, default, names[s], STUDIES[s]) for s in studies},
     }
     # each study keeps the commit its experiments ran from: rerunning one study leaves the others' as they were
-    commits = {s: previous.get("commits", {}).get(s, previous.get("commit")) for s in results} | dict.fromkeys(
-        studies, commit
-    )
+    commits = {s: previous.get("commits", {}).get(s, previous.get("commit")) for s in results}
+    commits.update(dict.fromkeys(studies, commit))
     write_json(OUT, {"commit": commit, "commits": commits, "studies": results})
     for study in studies:
         for row in results[study]:

@@ -101,8 +101,9 @@ def main() -> int:
         free, _ = evaluate_freetext(items, prompts, baseline)
         for system in ("retriever", "baseline"):
             results[system][key] = {"raw": free[f"{system}_raw"], "normalised": free[system]}
-    ablation = retriever_ablation(free_sets["freetext"], kb, lexicon, prompts.normaliser, prompts.retriever.config)
-    results["retriever"]["ablation"] = ablation
+    results["retriever"]["ablation"] = retriever_ablation(
+        free_sets["freetext"], kb, lexicon, prompts.normaliser, prompts.retriever
+    )
 
     def chatbot_on(chat, items):  # the LM's own reply, and the chatbot's: grounded, then guarded
         guard_rules = rules if e.guard else None

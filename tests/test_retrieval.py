@@ -216,14 +216,22 @@ def test_retriever_ablation_measures_each_part(kb, lexicon):
     assert all("In everyday words" not in p.text for p in labels_only)
     assert [p.symptoms for p in labels_only] == [p.symptoms for p in build_passages(kb, lexicon)]
     items = load_freetext(str(ROOT / "data" / "eval" / "freetext.jsonl"))
-    parts = retriever_ablation(items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), RetrieverConfig("tfidf", 0.5, 0.3))
+
+    def index(config):  # the index stage's retriever: the lexicon's passages, as configured
+        return Retriever(build_passages(kb, lexicon), config)
+
+    parts = retriever_ablation(
+        items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), index(RetrieverConfig("tfidf", 0.5, 0.3))
+    )
     assert set(parts) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_chars", "tfidf_lexicon_normaliser"}
     assert all(p["n"] == len(items) >= 200 for p in parts.values())
     # patients' words reach a passage only through the lexicon's phrasings: expansion must help a lot
     assert parts["tfidf_lexicon"]["top1"] >= parts["tfidf_labels"]["top1"] + 0.2
     # character n-grams forgive typos and word forms ("diarhea", "itchiness"): they must not lose ground
     assert parts["tfidf_lexicon_chars"]["top1"] >= parts["tfidf_lexicon"]["top1"]
-    words_only = retriever_ablation(items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), RetrieverConfig("tfidf"))
+    words_only = retriever_ablation(
+        items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), index(RetrieverConfig("tfidf"))
+    )
     assert words_only["tfidf_lexicon_chars"] == words_only["tfidf_lexicon"] == parts["tfidf_lexicon"]
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from medchat.inference.grounding import Grounding
     from medchat.retrieval.normaliser import SymptomNormaliser
     from medchat.retrieval.prompts import PromptBuilder
-    from medchat.retrieval.retrievers import RetrieverConfig
+    from medchat.retrieval.retrievers import Retriever
     from medchat.safety.rules import SafetyRules
     from medchat.safety.triage import Triage
 
@@ -99,10 +99,10 @@ def evaluate_freetext(
 
 
 def retriever_ablation(
-    items: list[dict], kb: KnowledgeBase, lexicon: Lexicon, normaliser: SymptomNormaliser, config: RetrieverConfig
+    items: list[dict], kb: KnowledgeBase, lexicon: Lexicon, normaliser: SymptomNormaliser, index: Retriever
 ) -> dict[str, dict]:
     """What each retrieval part adds on the free-text set: word tf-idf over passages with clinical labels only,
-    plus the lexicon's lay phrasings, plus character n-grams as `config` weighs them (the index as configured),
+    plus the lexicon's lay phrasings, plus character n-grams as the `index` weighs them (the index itself),
     plus the query normaliser."""
     from dataclasses import replace
 
@@ -110,16 +110,14 @@ def retriever_ablation(
     from medchat.retrieval.retrievers import Retriever
 
     texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
-    expanded = build_passages(kb, lexicon)
-    words = replace(config, encoder="tfidf", char_weight=0.0)
+    words = replace(index.config, encoder="tfidf", char_weight=0.0)
     labels_only = Retriever(build_passages(kb, lexicon, everyday=False), words)
-    configured = Retriever(expanded, config)
     normalised = normaliser.normalise_all(texts)
     return {
         "tfidf_labels": _topk(actual, labels_only.rank(texts)),
-        "tfidf_lexicon": _topk(actual, Retriever(expanded, words).rank(texts)),
-        "tfidf_lexicon_chars": _topk(actual, configured.rank(texts)),
-        "tfidf_lexicon_normaliser": _topk(actual, configured.rank(normalised)),
+        "tfidf_lexicon": _topk(actual, Retriever(build_passages(kb, lexicon), words).rank(texts)),
+        "tfidf_lexicon_chars": _topk(actual, index.rank(texts)),
+        "tfidf_lexicon_normaliser": _topk(actual, index.rank(normalised)),
     }
 
 
