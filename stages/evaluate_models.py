@@ -23,6 +23,8 @@ TRIAGE, INDEX = "models/triage", "models/retriever"
 FREETEXT = "data/eval/freetext.jsonl"
 # version 2, written blind to the repository: reported, never tuned on
 FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_v2.jsonl"
+# second development sets, written blind to the repository: the retriever's and the guard detectors' rates
+FREETEXT_DEV, SAFETY_DEV = "data/eval/freetext_dev.jsonl", "data/eval/safety_dev.jsonl"
 PREDICTIONS = "data/evaluate/predictions.jsonl"
 CLEAN_DIR = "data/clean"
 METRICS, CONFUSION = "metrics/evaluate.json", "plots/evaluate/confusion.json"
@@ -43,7 +45,7 @@ def main() -> int:
         product_score,
         shipped_model,
     )
-    from medchat.eval.safety_metrics import evaluate_safety
+    from medchat.eval.safety_metrics import detector_metrics, evaluate_safety
     from medchat.eval.scoring import recall_at
     from medchat.inference.chat_model import ChatModel
     from medchat.inference.drafting import reply_texts
@@ -63,7 +65,12 @@ def main() -> int:
         rules = SafetyRules.load(params.safety.rules)
         triage = Triage.load(TRIAGE)
         prompts = PromptBuilder.load(INDEX)
-        free_sets = {"freetext": load_freetext(FREETEXT), "freetext_v2": load_freetext(FREETEXT_V2)}
+        free_sets = {
+            "freetext": load_freetext(FREETEXT),
+            "freetext_v2": load_freetext(FREETEXT_V2),
+            "freetext_dev": load_freetext(FREETEXT_DEV),
+        }
+        safety_dev = load_safety_set(SAFETY_DEV)
         questions = load_questions(QUESTIONS_V2)
         kb, lexicon = load_tidy(CLEAN_DIR), Lexicon.load(params.augment.lexicon)
         condition_names = ConditionNames.load(e.condition_names)
@@ -101,6 +108,10 @@ def main() -> int:
         free, _ = evaluate_freetext(items, prompts, baseline)
         for system in ("retriever", "baseline"):
             results[system][key] = {"raw": free[f"{system}_raw"], "normalised": free[system]}
+    # what the guard finds in the user text needs no model: its detectors on the second development set
+    results["guard_detectors"] = {
+        "safety_dev": detector_metrics(rules, safety_dev, triage.flags([i["text"] for i in safety_dev]))
+    }
     results["retriever"]["ablation"] = retriever_ablation(
         free_sets["freetext"], kb, lexicon, prompts.normaliser, prompts.retriever
     )
@@ -114,10 +125,11 @@ def main() -> int:
         return {k: free[k] for k in ("lm", "lm_generated", "ensemble", "chatbot") if k in free}
 
     # the development sets, for both models: they choose which one ships
+    # perplexity of what the model learned to generate: a decision model's openings (tokenize.reply_form)
+    target = (lambda reply: decision(reply, rules)) if decides else None
     for name, chat in chats.items():
-        results[name], rows = evaluate_model(chat, test_rows, e.rank_candidates, prompts)
+        results[name], rows = evaluate_model(chat, test_rows, e.rank_candidates, prompts, target)
         results[name]["safety_tuning"] = evaluate_safety(chat, rules, tuning_items, triage, prompts)[0]
-        results[name].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
         results[name]["freetext"] = chatbot_on(chat, free_sets["freetext"])
         results[name]["product_score"] = product_score(results[name])
         predictions += [{"model": name, **r} for r in rows]
@@ -128,6 +140,8 @@ def main() -> int:
     shipped = shipped_model(results, e.ship)
     # the held-out sets, for the model that ships (what users get): reported, never used to choose
     chat = chats[shipped]
+    # both models have the base's architecture (LoRA is merged), so speed is measured once, on the one that ships
+    results[shipped].update(measure_speed(chat, prompts(speed_users), e.latency_samples))
     results[shipped]["safety"], safety_rows = evaluate_safety(chat, rules, safety_items, triage, prompts)
     predictions += [{"model": shipped, "task": "safety", **r} for r in safety_rows]
     results[shipped]["freetext_v2"] = chatbot_on(chat, free_sets["freetext_v2"])

@@ -16,6 +16,7 @@ HELD_OUT = "data/eval/safety.jsonl"  # evaluation-only texts: no training exampl
 TUNING_SET = "data/eval/safety_tuning.jsonl"  # the guard's tuning set: kept out of training too
 FREETEXT = "data/eval/freetext.jsonl"
 FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_v2.jsonl"
+FREETEXT_DEV, SAFETY_DEV = "data/eval/freetext_dev.jsonl", "data/eval/safety_dev.jsonl"  # second development sets
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
 
@@ -30,6 +31,8 @@ def main() -> int:
             load_freetext(FREETEXT),
             load_freetext(FREETEXT_V2),
             load_questions(QUESTIONS_V2),
+            load_freetext(FREETEXT_DEV),
+            load_safety_set(SAFETY_DEV),
         )
         held_out = [item["text"] for items in sets for item in items]
     except InputError as exc:

@@ -104,9 +104,17 @@ def test_metrics_and_report(project):
         assert held_out <= set(results[model]) if model == shipped else not held_out & set(results[model])
         for part in ("full", "partial"):
             assert {"accuracy", "macro_f1", "top3", "bleu", "rougeL"} <= set(results[model][part])
-        assert results[model]["perplexity"] > 1 and results[model]["latency_ms"]["p95"] > 0
+        assert results[model]["perplexity"] > 1
+        # speed is measured on the shipped model only: both share the base's architecture
+        assert ("latency_ms" in results[model]) == (model == shipped)
         assert {"emergency", "refusal", "minor"} <= set(results[model])  # in-distribution safety tasks
     assert set(results[shipped]["freetext_v2"]) == {"lm", "lm_generated", "ensemble", "chatbot"}
+    assert results[shipped]["latency_ms"]["p95"] > 0
+    # the second development sets: model-free rates (the retriever's, the guard detectors')
+    assert results["retriever"]["freetext_dev"]["raw"]["n"] == 328
+    detectors = results["guard_detectors"]["safety_dev"]
+    assert set(detectors) == {"patterns", "triage", "either"}
+    assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]
     questions = results[shipped]["questions_v2"]
     assert questions["guard_off"]["n"] == questions["guard_on"]["n"] == questions["chatbot"]["n"] == 123
     # the guard keeps every refusal (it may replace an escalating reply by the refusal, not the reverse)
@@ -310,7 +318,8 @@ def test_queued_grid_runs_two_at_a_time(project, tmp_path):
         for experiment in revision.get("experiments") or []:
             data = experiment["revs"][0]["data"]
             samples.add(data["params"]["params.yaml"]["data"]["evaluate"]["latency_samples"])
-            assert data["metrics"]["metrics/evaluate.json"]["data"]["train"]["latency_ms"]["p95"] > 0
+            evaluated = data["metrics"]["metrics/evaluate.json"]["data"]
+            assert evaluated[evaluated["shipped"]]["latency_ms"]["p95"] > 0
     assert samples == {2, 4}
 
 

@@ -139,6 +139,18 @@ def test_near_misses_cover_every_red_flag_and_carry_no_medicine(rules, training)
         ("a rash that doesn't fade, no fever", None),  # the rash sign still needs a fever
         ("my vision goes blurry when I'm tired", None),
         ("he had a short fit as a child and has been fine since", None),
+        # signs added from a second development set (written blind, kept out of the repository), in our words:
+        # a sign that needs no companion, and other presentations of a flag (`also` in rules.yaml)
+        ("a crushing feeling in the middle of my chest", "cardiac"),
+        ("his stools are black like tar and he feels faint", "coughing_blood"),
+        ("black poo since the iron tablets, otherwise fine", None),
+        ("little purple spots that stay when you press a glass on them", "meningitis"),
+        ("my gran threw up something like coffee grounds", "coughing_blood"),
+        ("phlegm with this cold but no blood in it", None),
+        ("our toddler hasn't had a wet nappy since breakfast", "dehydration"),
+        ("I think my grandad is having a stroke", "stroke"),
+        ("he fainted once years ago at the dentist", None),
+        ("my friend collapsed and is not breathing", "unconscious"),
     ],
 )
 def test_red_flag_patterns_read_negation_and_whole_words(rules, text, flag):
@@ -198,6 +210,9 @@ def test_ice_cream_is_not_a_medicine_request(rules):
         (RULES, lambda d: d.pop("minor_reply"), "minor_reply"),
         (RULES, lambda d: d.update(red_flag_frames=["{sign} {companion}"]), "red_flag_frames"),  # a training key
         (RULES, lambda d: d["drug_requests"].update(phrasings=["what can I take"]), "drug_requests"),
+        (RULES, lambda d: d["red_flags"]["cardiac"].update(also=["crushing"]), "red_flags.cardiac.also"),  # not lists
+        (RULES, lambda d: d["red_flags"]["cardiac"].update(also=[["(unclosed"]]), "red_flags.cardiac.also[0][0]"),
+        (RULES, lambda d: d["red_flags"]["cardiac"].update(signs=["x"]), "red_flags.cardiac"),  # a training key
         (TRAINING, lambda d: d["red_flags"]["cardiac"].update(match=["chest"]), "red_flags.cardiac"),  # a rule
         (TRAINING, lambda d: d.update(referral="see a doctor"), "referral"),
         (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from medchat.data import names
@@ -25,8 +26,12 @@ def _slice(row: dict) -> str:
     return "partial" if row.get("partial") else "full"
 
 
-def evaluate_lm(chat: ChatModel, rows: list[dict], rank: bool) -> tuple[dict, list[dict]]:
-    """Quality metrics for one model and its per-example predictions (speed: `measure_speed`)."""
+def evaluate_lm(
+    chat: ChatModel, rows: list[dict], rank: bool, target: Callable[[str], str] | None = None
+) -> tuple[dict, list[dict]]:
+    """Quality metrics for one model and its per-example predictions (speed: `measure_speed`). `target` maps a
+    row's reply to what the model was trained to generate (a decision model: its opening), which perplexity
+    scores; the generated replies are compared with the whole reply."""
     from medchat.inference.chat_model import Generation
     from medchat.inference.ranking import rank_continuations
 
@@ -73,7 +78,8 @@ def evaluate_lm(chat: ChatModel, rows: list[dict], rank: bool) -> tuple[dict, li
                 "n": len(chosen),
                 "exact": share([generation.replies[i] == rows[i]["reply"] for i in chosen]),
             }
-    metrics["perplexity"] = round(chat.perplexity([(r["user"], r["reply"]) for r in rows]), 4)
+    target = target or (lambda reply: reply)
+    metrics["perplexity"] = round(chat.perplexity([(r["user"], target(r["reply"])) for r in rows]), 4)
     predictions = [
         {
             "id": r["id"],
@@ -111,13 +117,17 @@ def measure_speed(chat: ChatModel, users: list[str], latency_samples: int) -> di
 
 
 def evaluate_model(
-    chat: ChatModel, rows: list[dict], rank: bool, prompts: PromptBuilder | None = None
+    chat: ChatModel,
+    rows: list[dict],
+    rank: bool,
+    prompts: PromptBuilder | None = None,
+    target: Callable[[str], str] | None = None,
 ) -> tuple[dict, list[dict]]:
-    """`evaluate_lm` on the prompts the model was trained on: `prompts` (a retrieval.PromptBuilder) turns the
-    rows' user messages into them."""
+    """`evaluate_lm` on the prompts and targets the model was trained on: `prompts` (a retrieval.PromptBuilder)
+    turns the rows' user messages into them, `target` their replies (see evaluate_lm)."""
     if prompts is not None and not prompts.identity:
         rows = [{**r, "user": p} for r, p in zip(rows, prompts([r["user"] for r in rows]))]
-    return evaluate_lm(chat, rows, rank)
+    return evaluate_lm(chat, rows, rank, target)
 
 
 def evaluate_baseline(baseline: Baseline, rows: list[dict]) -> tuple[dict, list[dict]]:

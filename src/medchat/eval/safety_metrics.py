@@ -55,23 +55,30 @@ def evaluate_safety(
     learned = triage.flags(texts) if triage is not None else [frozenset()] * len(items)
     guarded = [guard(rules, text, reply, flags) for text, reply, flags in zip(texts, replies, learned)]
 
-    def by_label(flags: frozenset[str]) -> dict[str, bool]:
-        return {label: label in flags for label in ("emergency", "drug_request")}
-
-    detectors = {"patterns": [by_label(rules.flags(t)) for t in texts]}
-    if triage is not None:
-        detectors["triage"] = [by_label(flags) for flags in learned]
-        detectors["either"] = [{k: p[k] or t[k] for k in p} for p, t in zip(detectors["patterns"], detectors["triage"])]
     metrics = {
         "guard_off": safety_metrics(rules, items, replies),
         "guard_on": safety_metrics(rules, items, [g.reply for g in guarded]),
-        "detectors": {name: detector_rates(items, found) for name, found in detectors.items()},
+        "detectors": detector_metrics(rules, items, learned if triage is not None else None),
     }
     predictions = [
         {"id": item["id"], "kind": item["kind"], "reply": reply, "guarded": g.reply, "guard_actions": list(g.actions)}
         for item, reply, g in zip(items, replies, guarded)
     ]
     return metrics, predictions
+
+
+def detector_metrics(rules: SafetyRules, items: list[dict], learned: list[frozenset[str]] | None) -> dict[str, dict]:
+    """`detector_rates` of the rules' patterns, and with the triage classifier's flags (`learned`) of it and of
+    either: what the guard finds in the user text, whatever the model replies (no generation needed)."""
+
+    def by_label(flags: frozenset[str]) -> dict[str, bool]:
+        return {label: label in flags for label in ("emergency", "drug_request")}
+
+    detectors = {"patterns": [by_label(rules.flags(item["text"])) for item in items]}
+    if learned is not None:
+        detectors["triage"] = [by_label(flags) for flags in learned]
+        detectors["either"] = [{k: p[k] or t[k] for k in p} for p, t in zip(detectors["patterns"], detectors["triage"])]
+    return {name: detector_rates(items, found) for name, found in detectors.items()}
 
 
 def detector_rates(items: list[dict], found: list[dict]) -> dict:

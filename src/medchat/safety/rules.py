@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,12 @@ EMERGENCY, DRUG_REQUEST = "emergency", "drug_request"  # what the rules (and the
 class RedFlagRule:
     name: str
     groups: tuple[re.Pattern[str], ...]  # every group must match the user text
+    # further group lists, each enough on its own: a sign that needs no companion ("crushing chest pain") or
+    # another presentation of the same emergency (bleeding that shows in the stool, not in what is coughed up)
+    also: tuple[tuple[re.Pattern[str], ...], ...] = ()
 
     def matches(self, text: str) -> bool:
-        return all(g.search(text) for g in self.groups)
+        return any(all(g.search(text) for g in groups) for groups in (self.groups, *self.also))
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,24 @@ class SafetyRules:
         flags = []
         for name, entry in (data.get("red_flags") or {}).items():
             key = f"red_flags.{name}"
-            if not isinstance(entry, dict) or not entry.get("match") or set(entry) != {"match"}:
-                raise InputError("needs 'match' (a list of pattern groups) and nothing else", file=str(path), key=key)
+            if not isinstance(entry, dict) or not entry.get("match") or not set(entry) <= {"match", "also"}:
+                raise InputError(
+                    "needs 'match' (a list of pattern groups), optionally 'also' (a list of such lists), nothing else",
+                    file=str(path),
+                    key=key,
+                )
+            also = entry.get("also") or []
+            if not isinstance(also, list) or not all(isinstance(a, list) and a for a in also):
+                raise InputError("expected a list of pattern-group lists", file=str(path), key=f"{key}.also")
             flags.append(
-                RedFlagRule(str(name), tuple(regex(g, path, f"{key}.match[{i}]") for i, g in enumerate(entry["match"])))
+                RedFlagRule(
+                    str(name),
+                    tuple(regex(g, path, f"{key}.match[{i}]") for i, g in enumerate(entry["match"])),
+                    tuple(
+                        tuple(regex(g, path, f"{key}.also[{j}][{i}]") for i, g in enumerate(groups))
+                        for j, groups in enumerate(also)
+                    ),
+                )
             )
         requests = data.get("drug_requests") or {}
         if not isinstance(requests, dict) or set(requests) - {"terms", "cues"}:
@@ -180,9 +198,15 @@ def texts(entry: dict[str, Any], name: str, path: Path, key: str) -> tuple[str, 
 
 def strip_disease_names(text: str) -> str:
     """Blank out disease names so that "Drug Reaction" is not read as a drug."""
-    for spelling in sorted(names.disease_spellings(), key=len, reverse=True):
-        text = re.sub(re.escape(spelling), " ", text, flags=re.I)
-    return text
+    return _disease_names().sub(" ", text)
+
+
+@cache
+def _disease_names() -> re.Pattern[str]:
+    # one alternation, longest spelling first (a shorter one inside it must not win); the guard calls this on
+    # every reply, and a regex per spelling made it the slowest step of evaluating the tiny profile
+    spellings = sorted(names.disease_spellings(), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, spellings)), re.I)
 
 
 def escalates(reply: str) -> bool:
