@@ -293,11 +293,11 @@ def test_experiment_changes_params_and_metrics(project):
 
 def test_queued_grid_runs_two_at_a_time(project, tmp_path):
     """README's grid recipe: two queued experiments, two workers, both with params and metrics recorded.
-    The grid varies an evaluate param, so each experiment restores the trained models from the cache and
-    re-runs evaluate only (a training grid on 2 cores took 8 minutes: both workers train at once)."""
+    The grid varies a triage param and targets that stage, so each experiment runs it alone (a training grid
+    on 2 cores took 8 minutes, both workers training at once; an evaluate grid about two)."""
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "before the queue"], cwd=project, capture_output=True)
-    dvc("exp", "run", "--queue", "-S", "evaluate.latency_samples=2,4", cwd=project)
+    dvc("exp", "run", "--queue", "-S", "triage.c=2.0,4.0", "triage", cwd=project)
     log = tmp_path / "queue.log"
     dvc_detached("queue", "start", "-j", "2", cwd=project, log=log)
     try:
@@ -317,15 +317,15 @@ def test_queued_grid_runs_two_at_a_time(project, tmp_path):
     for revision in shown:
         for experiment in revision.get("experiments") or []:
             data = experiment["revs"][0]["data"]
-            samples.add(data["params"]["params.yaml"]["data"]["evaluate"]["latency_samples"])
-            evaluated = data["metrics"]["metrics/evaluate.json"]["data"]
-            assert evaluated[evaluated["shipped"]]["latency_ms"]["p95"] > 0
+            samples.add(data["params"]["params.yaml"]["data"]["triage"]["c"])
+            assert data["metrics"]["metrics/triage.json"]["data"]["validation"]["emergency"]["n"] > 0
     assert samples == {2, 4}
 
 
 def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tmp_path):
     """`medchat tune`: 2 TPE trials, each a named DVC experiment; objectives read back; the best applied.
-    The space is an evaluate param, so each trial re-runs evaluate only (models come from the cache)."""
+    The space is the triage classifier's, and tune.targets runs that stage alone (an evaluate param made each
+    trial re-run evaluate: about a minute each on the tiny profile)."""
     pytest.importorskip("optuna", reason="the tune extra (pip install 'medchat[tune]') is not installed")
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "before tuning"], cwd=project, capture_output=True)
@@ -334,10 +334,11 @@ def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tm
         **settings["tune"],
         "sampler": "tpe",
         "n_trials": 2,
-        "objective": "metrics/evaluate.json:baseline.partial.accuracy",
+        "objective": "metrics/triage.json:validation.emergency.recall",
         "storage": f"sqlite:///{tmp_path / 'tune.db'}",
         "study_name": "e2e",
-        "space": {"evaluate.baseline_c": {"low": 0.01, "high": 100.0, "log": True}},
+        "space": {"triage.c": {"low": 0.01, "high": 100.0, "log": True}},
+        "targets": ["triage"],
     }
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     _, env = dvc_env()
@@ -367,7 +368,7 @@ def test_tune_runs_optuna_trials_as_experiments_and_applies_the_best(project, tm
     shown = {r["name"]: r for r in experiment_records(json.loads(dvc("exp", "show", "--json", cwd=project).stdout))}
     for trial in study.trials:
         record = shown[f"e2e-{trial.number}"]
-        assert record["params"]["evaluate"]["baseline_c"] == pytest.approx(trial.params["evaluate.baseline_c"])
-        assert trial.value == record["metrics"]["metrics/evaluate.json"]["baseline"]["partial"]["accuracy"]
-    applied = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["baseline_c"]
-    assert applied == pytest.approx(study.best_trial.params["evaluate.baseline_c"])
+        assert record["params"]["triage"]["c"] == pytest.approx(trial.params["triage.c"])
+        assert trial.value == record["metrics"]["metrics/triage.json"]["validation"]["emergency"]["recall"]
+    applied = yaml.safe_load((project / "params.yaml").read_text())["triage"]["c"]
+    assert applied == pytest.approx(study.best_trial.params["triage.c"])

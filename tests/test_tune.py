@@ -128,6 +128,8 @@ def test_objective_read_back_and_command_line():
         "-S",
         "retrieval.enabled=true",
     ]
+    # tune.targets: the trial runs those stages (and what they depend on) only
+    assert experiment_command("s-1", {"triage.c": 1.0}, ["triage"])[-3:] == ["-S", "triage.c=1.0", "triage"]
 
 
 @pytest.mark.parametrize(

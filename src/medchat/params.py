@@ -318,6 +318,9 @@ class TuneParams:
     space: dict[str, dict[str, Any]] = spec(
         "param key -> {low, high[, log][, step]} (int when low and high are ints) or {choices: [...]}"
     )
+    targets: list[str] = spec(
+        "stages a trial runs, with what they depend on (dvc exp run TARGETS); []: the whole pipeline"
+    )
 
     def __post_init__(self) -> None:
         if ":" not in self.objective:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from medchat.errors import InputError
@@ -70,15 +71,17 @@ def make_sampler(name: str, space: dict[str, dict], seed: int) -> Any:
     return optuna.samplers.GridSampler(grid, seed=seed)
 
 
-def experiment_command(name: str, overrides: dict[str, Any]) -> list[str]:
+def experiment_command(name: str, overrides: dict[str, Any], targets: Sequence[str] = ()) -> list[str]:
+    """`targets` (tune.targets): the stages to run, with what they depend on; none: the whole pipeline. Tuning
+    the triage classifier against metrics/triage.json needs no language model trained or evaluated."""
     command = ["dvc", "exp", "run", "--temp", "-n", name]
     for key, value in overrides.items():
         command += ["-S", f"{key}={json.dumps(value)}"]  # JSON scalars are YAML scalars: 0.001, true, "cosine"
-    return command
+    return command + list(targets)
 
 
-def run_experiment(name: str, overrides: dict[str, Any]) -> None:
-    result = subprocess.run(experiment_command(name, overrides), capture_output=True, text=True)
+def run_experiment(name: str, overrides: dict[str, Any], targets: Sequence[str] = ()) -> None:
+    result = subprocess.run(experiment_command(name, overrides, targets), capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
         raise TrialFailed(f"dvc exp run failed for {name}: " + " / ".join(tail))
@@ -182,7 +185,7 @@ def main(tune: TuneParams, seed: int, apply: bool, table_path: str | None) -> in
         import optuna  # noqa: F401
     except ImportError:
         raise InputError("medchat tune needs Optuna", fix="pip install 'medchat[tune]'") from None
-    study = run_study(tune, seed, dvc_exp_show)
+    study = run_study(tune, seed, dvc_exp_show, partial(run_experiment, targets=tune.targets))
     table = trials_table(study)
     print(table)
     if table_path:
