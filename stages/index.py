@@ -15,7 +15,7 @@ from medchat.errors import InputError
 from medchat.eval.scoring import recall_at
 from medchat.params import load_params
 from medchat.retrieval.normaliser import SymptomNormaliser
-from medchat.retrieval.passages import build_passages, symptom_documents
+from medchat.retrieval.passages import build_passages
 from medchat.retrieval.prompts import PromptBuilder, PromptConfig
 from medchat.retrieval.retrievers import Retriever, RetrieverConfig
 
@@ -31,9 +31,7 @@ def main() -> int:
         r = params.retrieval
         lexicon = Lexicon.load(params.augment.lexicon)
         retriever = Retriever(
-            build_passages(load_tidy(CLEAN_DIR), lexicon),
-            RetrieverConfig(r.encoder, r.dense_weight, r.char_weight, r.symptom_weight),
-            symptom_documents=symptom_documents(lexicon),
+            build_passages(load_tidy(CLEAN_DIR), lexicon), RetrieverConfig(r.encoder, r.dense_weight, r.char_weight)
         )
         normaliser = SymptomNormaliser(lexicon, r.normaliser_threshold)
         builder = PromptBuilder(

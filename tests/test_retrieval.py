@@ -18,7 +18,7 @@ from medchat.errors import InputError
 from medchat.eval.freetext import evaluate_freetext, fuse_rankings
 from medchat.eval.scoring import recall_at
 from medchat.retrieval.normaliser import SymptomNormaliser
-from medchat.retrieval.passages import build_passages, symptom_documents
+from medchat.retrieval.passages import build_passages
 from medchat.retrieval.prompts import PromptBuilder, PromptConfig, ground
 from medchat.retrieval.retrievers import Retriever, RetrieverConfig
 
@@ -218,18 +218,12 @@ def test_retriever_ablation_measures_each_part(kb, lexicon):
     items = load_freetext(str(ROOT / "data" / "eval" / "freetext.jsonl"))
 
     def index(config):  # the index stage's retriever: the lexicon's passages, as configured
-        return Retriever(build_passages(kb, lexicon), config, symptom_documents=symptom_documents(lexicon))
+        return Retriever(build_passages(kb, lexicon), config)
 
     parts = retriever_ablation(
-        items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), index(RetrieverConfig("tfidf", 0.5, 0.3, 0.5))
+        items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), index(RetrieverConfig("tfidf", 0.5, 0.3))
     )
-    assert set(parts) == {
-        "tfidf_labels",
-        "tfidf_lexicon",
-        "tfidf_lexicon_chars",
-        "tfidf_lexicon_chars_symptoms",
-        "tfidf_lexicon_normaliser",
-    }
+    assert set(parts) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_chars", "tfidf_lexicon_normaliser"}
     assert all(p["n"] == len(items) >= 200 for p in parts.values())
     # patients' words reach a passage only through the lexicon's phrasings: expansion must help a lot
     assert parts["tfidf_lexicon"]["top1"] >= parts["tfidf_labels"]["top1"] + 0.2
@@ -239,34 +233,13 @@ def test_retriever_ablation_measures_each_part(kb, lexicon):
         items, kb, lexicon, SymptomNormaliser(lexicon, 0.5), index(RetrieverConfig("tfidf"))
     )
     assert words_only["tfidf_lexicon_chars"] == words_only["tfidf_lexicon"] == parts["tfidf_lexicon"]
-    assert words_only["tfidf_lexicon_chars_symptoms"] == words_only["tfidf_lexicon"]  # symptom_weight 0: passages
-    # each symptom matched on its own (chosen on v1 and a second development set): it must not lose ground
-    assert parts["tfidf_lexicon_chars_symptoms"]["top1"] >= parts["tfidf_lexicon_chars"]["top1"]
-
-
-def test_symptom_level_score_counts_each_symptom_and_survives_save_and_load(tmp_path, kb, lexicon):
-    passages, documents = build_passages(kb, lexicon), symptom_documents(lexicon)
-    assert set(documents) == {s for p in passages for s in p.symptoms}
-    plain = Retriever(passages, RetrieverConfig("tfidf", char_weight=0.3))
-    mixed = Retriever(passages, RetrieverConfig("tfidf", char_weight=0.3, symptom_weight=0.5), None, None, documents)
-    texts = [t for t, _ in QUERIES]
-    # each part is divided by its best for the message: the best passage scores at most 1 + the weight
-    assert np.allclose(mixed.scores(texts).max(axis=1) <= 1.5 + 1e-9, True)
-    # a symptom that few diseases share counts on its own: "pus-filled pimples" alone is acne for the symptom score
-    symptoms_only = mixed._symptoms.scores(["pus filled pimples and blackheads"])  # type: ignore[union-attr]
-    assert passages[int(np.argmax(symptoms_only))].disease == "Acne"
-    mixed.save(tmp_path)
-    np.testing.assert_allclose(Retriever.load(tmp_path).scores(texts), mixed.scores(texts))
-    assert not np.allclose(plain.scores(texts), mixed.scores(texts))
-    with pytest.raises(InputError, match="symptom_weight"):
-        Retriever(passages, RetrieverConfig("tfidf", symptom_weight=0.5))
 
 
 def test_character_ngrams_match_a_misspelt_symptom(kb, lexicon):
     passages = build_passages(kb, lexicon)
     words = Retriever(passages, RetrieverConfig("tfidf"))
     chars = Retriever(passages, RetrieverConfig("tfidf", char_weight=0.3))
-    query = ["yelloe skinn and yelloish eyez"]  # no word of it is spelt as the passages spell it
+    query = ["yelow skn and yelowish eyez"]  # no word of it is spelt as the passages spell it
     assert words.scores(query).max() == 0.0
     assert chars.scores(query).max() > 0.0
     assert "yellowish skin" in chars.search(query, 1)[0][0].symptoms  # a jaundiced condition

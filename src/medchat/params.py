@@ -227,12 +227,6 @@ class RetrievalParams:
     char_weight: float = spec(
         "share of character 3-5 gram tf-idf in the sparse score (typos, word forms); 0: words only", min=0.0, max=1.0
     )
-    symptom_weight: float = spec(
-        "weight of the symptom-level score (each symptom's label and phrasings matched on its own) beside the "
-        "passages' score; 0: passages only",
-        min=0.0,
-        max=10.0,
-    )
     normalise: bool = spec("prompts carry the clinical labels of the symptoms the lexicon normaliser finds")
     enabled: bool = spec("prompts carry the top_k knowledge-base passages (retrieval-augmented training and inference)")
     top_k: int = spec("passages per grounded prompt", min=1, max=10)

@@ -102,23 +102,21 @@ def retriever_ablation(
     items: list[dict], kb: KnowledgeBase, lexicon: Lexicon, normaliser: SymptomNormaliser, index: Retriever
 ) -> dict[str, dict]:
     """What each retrieval part adds on the free-text set: word tf-idf over passages with clinical labels only,
-    plus the lexicon's lay phrasings, plus character n-grams as the `index` weighs them, plus its symptom-level
-    score (the index itself), plus the query normaliser."""
+    plus the lexicon's lay phrasings, plus character n-grams as the `index` weighs them (the index itself),
+    plus the query normaliser."""
     from dataclasses import replace
 
     from medchat.retrieval.passages import build_passages
     from medchat.retrieval.retrievers import Retriever
 
     texts, actual = [i["text"] for i in items], [i["disease"] for i in items]
-    words = replace(index.config, encoder="tfidf", char_weight=0.0, symptom_weight=0.0)
-    chars = replace(index.config, encoder="tfidf", symptom_weight=0.0)
+    words = replace(index.config, encoder="tfidf", char_weight=0.0)
     labels_only = Retriever(build_passages(kb, lexicon, everyday=False), words)
     normalised = normaliser.normalise_all(texts)
     return {
         "tfidf_labels": _topk(actual, labels_only.rank(texts)),
         "tfidf_lexicon": _topk(actual, Retriever(build_passages(kb, lexicon), words).rank(texts)),
-        "tfidf_lexicon_chars": _topk(actual, Retriever(build_passages(kb, lexicon), chars).rank(texts)),
-        "tfidf_lexicon_chars_symptoms": _topk(actual, index.rank(texts)),
+        "tfidf_lexicon_chars": _topk(actual, index.rank(texts)),
         "tfidf_lexicon_normaliser": _topk(actual, index.rank(normalised)),
     }
 

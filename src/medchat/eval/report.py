@@ -172,11 +172,7 @@ def questions_table(results: dict[str, dict]) -> str:
 RETRIEVER_PARTS = [  # (label, key in results.retriever.ablation)
     ("retriever: TF-IDF over the clinical symptom labels only", "tfidf_labels"),
     ("+ the lexicon's lay phrasings in each passage", "tfidf_lexicon"),
-    ("+ character 3-5 grams (`retrieval.char_weight`)", "tfidf_lexicon_chars"),
-    (
-        "+ each symptom matched on its own (`retrieval.symptom_weight`; the index as configured)",
-        "tfidf_lexicon_chars_symptoms",
-    ),
+    ("+ character 3-5 grams (`retrieval.char_weight`; the index as configured)", "tfidf_lexicon_chars"),
     ("+ the lexicon normaliser on the query", "tfidf_lexicon_normaliser"),
     ("dense encoder (all-MiniLM-L6-v2) instead of TF-IDF", "minilm"),
     ("hybrid: TF-IDF and MiniLM scores mixed", "hybrid"),

@@ -25,11 +25,6 @@ class Passage:
         return f"{self.disease}: {', '.join(self.symptoms[:max_symptoms])}"
 
 
-def symptom_documents(lexicon: Lexicon) -> dict[str, str]:
-    """Symptom label -> its label and lay phrasings: what the retriever's symptom-level score matches."""
-    return {label: f"{label}. " + ". ".join(lexicon.phrasings[s]) for s, label in lexicon.labels.items()}
-
-
 def build_passages(kb: KnowledgeBase, lexicon: Lexicon, everyday: bool = True) -> list[Passage]:
     """One passage per disease of the knowledge base. `everyday` adds the lexicon's lay phrasings of its
     symptoms (document expansion: a patient's words then match the passage, not only the clinical labels)."""

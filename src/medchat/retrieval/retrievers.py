@@ -18,7 +18,6 @@ ENCODERS = ("tfidf", "minilm", "hybrid")
 
 
 PASSAGES_FILE, CONFIG_FILE, EMBEDDINGS_FILE = "passages.jsonl", "retriever.json", "embeddings.npy"
-SYMPTOMS_FILE = "symptoms.json"  # symptom label -> its document (label and lay phrasings), with symptom_weight
 
 
 @dataclass(frozen=True)
@@ -28,9 +27,6 @@ class RetrieverConfig:
     # share of character n-grams in the sparse score: "diarhea", "vomitting", "itchiness" still match
     # the passages' words; 0 (words only) is also what an index saved before this setting existed gets
     char_weight: float = 0.0
-    # weight of the symptom-level score (SymptomScorer) beside the passages' score, each divided by its best
-    # per message; 0 (passages only) is also what an index saved before this setting existed gets
-    symptom_weight: float = 0.0
 
 
 class Retriever:
@@ -40,7 +36,6 @@ class Retriever:
         config: RetrieverConfig,
         embeddings: np.ndarray | None = None,
         encoder: DenseEncoder | None = None,
-        symptom_documents: dict[str, str] | None = None,
     ):
         if config.encoder not in ENCODERS:
             raise InputError(
@@ -63,16 +58,6 @@ class Retriever:
         if config.encoder in ("minilm", "hybrid"):
             self._dense = encoder or DenseEncoder()  # a shared encoder saves loading the model twice
             self._embeddings = embeddings if embeddings is not None else self._dense.encode([p.text for p in passages])
-        self.symptom_documents = symptom_documents
-        self._symptoms = None
-        if config.symptom_weight:
-            if not symptom_documents:
-                raise InputError(
-                    "retrieval.symptom_weight needs the symptoms' documents",
-                    key="retrieval.symptom_weight",
-                    fix="build the index with them (dvc repro index), or set it to 0",
-                )
-            self._symptoms = SymptomScorer(symptom_documents, passages, config.char_weight)
 
     @property
     def dense(self) -> tuple[DenseEncoder, np.ndarray] | None:
@@ -96,12 +81,7 @@ class Retriever:
                     self._dense.encode(queries) @ self._embeddings.T,
                 )
             )
-        passages = sum(weight * part for weight, part in parts)
-        if self._symptoms is None:
-            return passages
-        # the two scores live on different scales (cosines of long passages, idf-weighted sums of symptom
-        # matches): each divided by its best for the message, so each keeps its order and weighs as configured
-        return _by_best(passages) + self.config.symptom_weight * _by_best(self._symptoms.scores(queries))
+        return sum(weight * part for weight, part in parts)
 
     def search(self, queries: list[str], k: int) -> list[list[Passage]]:
         """The k best passages for each query, best first (ties broken by knowledge-base order)."""
@@ -124,8 +104,6 @@ class Retriever:
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         if self._dense is not None:
             np.save(folder / EMBEDDINGS_FILE, self._embeddings.astype(np.float32))
-        if self.symptom_documents:
-            (folder / SYMPTOMS_FILE).write_text(json.dumps(self.symptom_documents, indent=0, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, folder: str | Path) -> Retriever:
@@ -135,53 +113,13 @@ class Retriever:
             with open(folder / PASSAGES_FILE, encoding="utf-8") as handle:
                 passages = [Passage(r["disease"], tuple(r["symptoms"]), r["text"]) for r in map(json.loads, handle)]
             embeddings = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False) if config.encoder != "tfidf" else None
-            documents = json.loads((folder / SYMPTOMS_FILE).read_text()) if config.symptom_weight else None
         except FileNotFoundError as exc:
             raise InputError(
                 "retrieval index not found", file=str(exc.filename), fix="run the index stage (dvc repro index)"
             ) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"unreadable retrieval index: {exc}", file=str(folder)) from None
-        return cls(passages, config, embeddings, symptom_documents=documents)
-
-
-def _by_best(scores: np.ndarray) -> np.ndarray:
-    return scores / np.maximum(scores.max(axis=1, keepdims=True), 1e-9)
-
-
-class SymptomScorer:
-    """Each disease scored by its symptoms matched one at a time. A passage holds all of a disease's lay
-    phrasings at once, so one telling symptom ("yellow eyes") weighs little in a long passage; here each
-    symptom's document (its label and phrasings) is matched to the message on its own (word and character
-    tf-idf, as the passages), weighted by how few diseases share the symptom (idf), and summed over the
-    disease's symptoms, divided by the square root of their number (a disease with many symptoms would
-    otherwise win by matching many weakly; the full count would favour the shortest lists)."""
-
-    def __init__(self, documents: dict[str, str], passages: list[Passage], char_weight: float):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        labels = sorted(documents)
-        missing = sorted({s for p in passages for s in p.symptoms} - set(documents))
-        if missing:
-            raise InputError(f"{len(missing)} passage symptoms have no document, e.g. {missing[0]!r}")
-        texts = [documents[s] for s in labels]
-        self.char_weight = char_weight
-        self._words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
-        self._words_matrix = self._words.fit_transform(texts)
-        self._chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
-        self._chars_matrix = self._chars.fit_transform(texts)
-        column = {s: j for j, s in enumerate(labels)}
-        member = np.zeros((len(passages), len(labels)))
-        for i, p in enumerate(passages):
-            member[i, [column[s] for s in p.symptoms]] = 1
-        idf = np.log((len(passages) + 1) / (member.sum(axis=0) + 1)) + 1
-        self._weights = member * idf / np.sqrt(np.maximum(member.sum(axis=1, keepdims=True), 1))
-
-    def scores(self, queries: list[str]) -> np.ndarray:
-        """(len(queries), passages): the symptom-level score of each passage's disease."""
-        words = (self._words.transform(queries) @ self._words_matrix.T).toarray()
-        chars = (self._chars.transform(queries) @ self._chars_matrix.T).toarray()
-        return ((1 - self.char_weight) * words + self.char_weight * chars) @ self._weights.T
+        return cls(passages, config, embeddings)
 
 
 class DenseEncoder:
