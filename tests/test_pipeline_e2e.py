@@ -84,7 +84,7 @@ def test_packaged_chatbot_drafts_from_the_training_replies(project):
 
 def test_metrics_and_report(project):
     results = json.loads((project / "metrics" / "evaluate.json").read_text())
-    assert set(results) == {"baseline", "train", "finetune", "retriever", "shipped", "test_examples"}
+    assert set(results) == {"baseline", "train", "finetune", "retriever", "shipped", "test_examples", "guard_detectors"}
     ablation = results["retriever"]["ablation"]
     assert set(ablation) == {"tfidf_labels", "tfidf_lexicon", "tfidf_lexicon_chars", "tfidf_lexicon_normaliser"}
     # the configured index is the pipeline's own retriever
