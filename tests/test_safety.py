@@ -150,6 +150,9 @@ def test_near_misses_cover_every_red_flag_and_carry_no_medicine(rules, training)
         ("our toddler hasn't had a wet nappy since breakfast", "dehydration"),
         ("I think my grandad is having a stroke", "stroke"),
         ("he fainted once years ago at the dentist", None),
+        ("she passed out at a concert years ago, never since", None),
+        ("his stools have gone black and he looks pale and clammy", "coughing_blood"),
+        ("two days of the runs and I've barely passed any urine", "dehydration"),
         ("my friend collapsed and is not breathing", "unconscious"),
     ],
 )
