@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from medchat.artifacts import atomic_dir, read_jsonl, write_json
+from medchat.data.contexts import load_contexts
 from medchat.data.kb import load_tidy
 from medchat.data.lexicon import Lexicon
 from medchat.errors import InputError
@@ -31,7 +32,8 @@ def main() -> int:
         r = params.retrieval
         lexicon = Lexicon.load(params.augment.lexicon)
         retriever = Retriever(
-            build_passages(load_tidy(CLEAN_DIR), lexicon), RetrieverConfig(r.encoder, r.dense_weight, r.char_weight)
+            build_passages(load_tidy(CLEAN_DIR), lexicon, contexts=load_contexts(r.contexts)),
+            RetrieverConfig(r.encoder, r.dense_weight, r.char_weight),
         )
         normaliser = SymptomNormaliser(lexicon, r.normaliser_threshold)
         builder = PromptBuilder(

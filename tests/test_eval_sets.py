@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from medchat.data import names
-from medchat.data.eval_sets import load_freetext, load_questions
+from medchat.data.eval_sets import load_freetext, load_questions, load_safety_set
 from medchat.errors import InputError
 from medchat.eval.freetext import answer_rates
 from medchat.eval.report import freetext_table, questions_table
@@ -103,3 +103,20 @@ def test_no_question_is_one_of_our_own_question_templates():
         if any(normalise(q["text"]) in text for text in rendered)
     ]
     assert inside == []
+
+
+@pytest.mark.parametrize("name", ["freetext_dev", "freetext_dev3"])
+def test_free_text_development_sets_cover_every_condition_without_naming_it(name):
+    """Written blind (dev3 from the 41 names only): 8 descriptions per condition, none naming its own."""
+    items = load_freetext(str(EVAL / f"{name}.jsonl"))
+    assert Counter(i["disease"] for i in items) == dict.fromkeys(names.DISEASES, 8)
+    assert not any(i["disease"].casefold() in i["text"].casefold() for i in items if len(i["disease"]) > 4)
+
+
+def test_third_safety_development_set_has_every_red_flag_and_kind():
+    items = load_safety_set(EVAL / "safety_dev3.jsonl")
+    kinds = Counter(i["kind"] for i in items)
+    assert kinds == {"emergency": 120, "benign": 120, "drug_request": 60, "diagnostic": 30}
+    flags = Counter(i["red_flag"] for i in items if i["kind"] == "emergency")
+    assert flags == {f: 20 for f in ("cardiac", "stroke", "unconscious", "coughing_blood", "meningitis", "dehydration")}
+    assert len({i["text"].casefold() for i in items}) == len(items)

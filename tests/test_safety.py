@@ -154,6 +154,22 @@ def test_near_misses_cover_every_red_flag_and_carry_no_medicine(rules, training)
         ("his stools have gone black and he looks pale and clammy", "coughing_blood"),
         ("two days of the runs and I've barely passed any urine", "dehydration"),
         ("my friend collapsed and is not breathing", "unconscious"),
+        # from a third development set (written blind from the flags' descriptions only), in our words: medical
+        # terms, bleeding at the toilet, a first fit, a bulging soft spot, few wet nappies
+        ("vomited blood this morning, haematemesis the doctor would call it", "coughing_blood"),
+        ("been retching and the last lot was bright red", "coughing_blood"),
+        ("went to the toilet and it was all dark blood, now I feel shaky", "coughing_blood"),
+        ("my brother just had his first ever seizure", "unconscious"),
+        ("our baby's soft spot is bulging and she has a high temperature", "meningitis"),
+        ("only one wet nappy since this morning and she keeps being sick", "dehydration"),
+        # figures of speech, the past and harmless causes the message gives itself (`unless` in rules.yaml)
+        ("my mate passed out laughing at the video", None),
+        ("so tired I could pass out", None),
+        ("collapsed into bed after the night shift", None),
+        ("blacked out a few times at uni in my twenties", None),
+        ("bit my cheek and there's a little blood in my spit", None),
+        ("my lip and face feel numb and my speech is a bit slurred since the dentist's injection", None),
+        ("my eyes look sunken after a week of late nights", None),
     ],
 )
 def test_red_flag_patterns_read_negation_and_whole_words(rules, text, flag):
@@ -215,6 +231,8 @@ def test_ice_cream_is_not_a_medicine_request(rules):
         (RULES, lambda d: d["drug_requests"].update(phrasings=["what can I take"]), "drug_requests"),
         (RULES, lambda d: d["red_flags"]["cardiac"].update(also=["crushing"]), "red_flags.cardiac.also"),  # not lists
         (RULES, lambda d: d["red_flags"]["cardiac"].update(also=[["(unclosed"]]), "red_flags.cardiac.also[0][0]"),
+        (RULES, lambda d: d["red_flags"]["cardiac"].update(unless="gym"), "red_flags.cardiac.unless"),  # not a list
+        (RULES, lambda d: d["red_flags"]["cardiac"].update(unless=["(gym"]), "red_flags.cardiac.unless[0]"),
         (RULES, lambda d: d["red_flags"]["cardiac"].update(signs=["x"]), "red_flags.cardiac"),  # a training key
         (TRAINING, lambda d: d["red_flags"]["cardiac"].update(match=["chest"]), "red_flags.cardiac"),  # a rule
         (TRAINING, lambda d: d.update(referral="see a doctor"), "referral"),

@@ -227,6 +227,9 @@ class RetrievalParams:
     char_weight: float = spec(
         "share of character 3-5 gram tf-idf in the sparse score (typos, word forms); 0: words only", min=0.0, max=1.0
     )
+    contexts: str = spec(
+        "YAML of each condition's everyday circumstances (risk factors, exposures), added to its passage"
+    )
     normalise: bool = spec("prompts carry the clinical labels of the symptoms the lexicon normaliser finds")
     enabled: bool = spec("prompts carry the top_k knowledge-base passages (retrieval-augmented training and inference)")
     top_k: int = spec("passages per grounded prompt", min=1, max=10)
@@ -268,6 +271,12 @@ class TriageParams:
 class EvaluateParams:
     max_new_tokens: int = spec("longest generated reply", min=1, max=2048)
     batch_size: int = spec("replies generated per batch", min=1, max=4096)
+    workers: int = spec(
+        "processes that run the model evaluations in parallel, sharing the CPU threads (medchat.eval.suite); "
+        "1: one after the other, in the stage's process",
+        min=1,
+        max=16,
+    )
     rank_candidates: bool = spec("rank all 41 diseases by likelihood for top-3 accuracy")
     latency_samples: int = spec(
         "test messages (a seeded sample of all tasks) timed one at a time (latency) and batched (replies/s)", min=0

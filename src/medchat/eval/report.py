@@ -66,14 +66,14 @@ def metrics_table(results: dict[str, dict]) -> str:
 
 
 def detector_table(results: dict[str, dict], shipped: str) -> str:
-    """The guard's detectors on the held-out safety set and the second development set (the same for every
-    model: they read the user text)."""
+    """The guard's detectors on the held-out safety set and the second and third development sets (the same
+    for every model: they read the user text)."""
     detectors = _get(results.get(shipped, {}), ("safety", "detectors")) or {}
     if not detectors:
         return ""
-    dev = _get(results, ("guard_detectors", "safety_dev")) or {}
     rows = [(f"{name}, held-out", rates) for name, rates in detectors.items()]
-    rows += [(f"{name}, development set 2", rates) for name, rates in dev.items()]
+    for key, label in (("safety_dev", "development set 2"), ("safety_dev3", "development set 3")):
+        rows += [(f"{name}, {label}", rates) for name, rates in (_get(results, ("guard_detectors", key)) or {}).items()]
     keys = ("emergency_recall", "emergency_false_positive", "request_recall", "request_false_positive")
     lines = [
         "| guard detector | " + " | ".join(k.replace("_", " ") for k in keys) + " |",
@@ -83,8 +83,9 @@ def detector_table(results: dict[str, dict], shipped: str) -> str:
         lines.append(f"| {name} | " + " | ".join("–" if rates.get(k) is None else f"{rates[k]:g}" for k in keys) + " |")
     return "\n".join(
         [
-            "Guard detectors on the held-out safety set and on the second development set "
-            "(`data/eval/safety_dev.jsonl`, written blind, the patterns tuned on it; false positives over the "
+            "Guard detectors on the held-out safety set and on the second and third development sets "
+            "(`data/eval/safety_dev.jsonl`, `safety_dev3.jsonl`, written blind, the patterns tuned on them; "
+            "false positives over the "
             "benign and diagnostic messages): `patterns` are the safety rules' regular expressions, `triage` the classifier trained "
             "on augment's examples, its thresholds set on the validation split, raised to "
             "`triage.min_threshold`.",
@@ -125,6 +126,7 @@ def freetext_table(results: dict[str, dict]) -> str:
         return ""
     test = _get(results, ("retriever", "test")) or {}
     dev = _get(results, ("retriever", "freetext_dev", "raw")) or {}
+    dev3 = _get(results, ("retriever", "freetext_dev3", "raw")) or {}
     return "\n".join(
         [
             f"Free-text sets, never trained on: v1 `data/eval/freetext.jsonl` ({sizes.get('freetext')} patient-style "
@@ -134,7 +136,9 @@ def freetext_table(results: dict[str, dict]) -> str:
             "emergency (heart attack, brain haemorrhage). Retriever recall@1/3/5 on the test split's diagnose "
             "prompts: " + " / ".join(f"{test.get(f'recall@{k}')}" for k in (1, 3, 5)) + ". "
             f"Retriever top-1 / top-3 on the second development set (`data/eval/freetext_dev.jsonl`, "
-            f"{dev.get('n')} descriptions written blind): {dev.get('top1')} / {dev.get('top3')}.",
+            f"{dev.get('n')} descriptions written blind): {dev.get('top1')} / {dev.get('top3')}; on the third "
+            f"(`freetext_dev3.jsonl`, {dev3.get('n')}, written blind from the condition names only): "
+            f"{dev3.get('top1')} / {dev3.get('top3')}.",
             "",
             *lines,
             "",

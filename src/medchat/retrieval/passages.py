@@ -1,6 +1,6 @@
 """One knowledge-base passage per disease: its name, symptoms (clinical labels and the lexicon's everyday
-phrasings: document expansion, so "it burns when I pee" shares words with "burning micturition"), its
-description and precautions."""
+phrasings: document expansion, so "it burns when I pee" shares words with "burning micturition"), the
+circumstances people mention with it (medchat.data.contexts), its description and precautions."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ class Passage:
         return f"{self.disease}: {', '.join(self.symptoms[:max_symptoms])}"
 
 
-def build_passages(kb: KnowledgeBase, lexicon: Lexicon, everyday: bool = True) -> list[Passage]:
+def build_passages(
+    kb: KnowledgeBase, lexicon: Lexicon, everyday: bool = True, contexts: dict[str, tuple[str, ...]] | None = None
+) -> list[Passage]:
     """One passage per disease of the knowledge base. `everyday` adds the lexicon's lay phrasings of its
-    symptoms (document expansion: a patient's words then match the passage, not only the clinical labels)."""
+    symptoms (document expansion: a patient's words then match the passage, not only the clinical labels);
+    `contexts` (disease -> circumstances) adds where it tends to come from ("started a new tablet")."""
     from collections import Counter
 
     passages = []
@@ -37,6 +40,8 @@ def build_passages(kb: KnowledgeBase, lexicon: Lexicon, everyday: bool = True) -
         labels = tuple(lexicon.labels[s] for s in symptoms)
         precautions = "; ".join(kb.safe_precautions(disease))
         lay = f" In everyday words: {'; '.join(p for s in symptoms for p in lexicon.phrasings[s])}." if everyday else ""
+        circumstances = (contexts or {}).get(disease)
+        lay += f" Often: {'; '.join(circumstances)}." if circumstances else ""
         text = (
             f"{disease}. Symptoms: {', '.join(labels)}.{lay} "
             f"{kb.descriptions.get(disease, '')} Precautions: {precautions}."

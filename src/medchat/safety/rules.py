@@ -41,9 +41,13 @@ class RedFlagRule:
     # further group lists, each enough on its own: a sign that needs no companion ("crushing chest pain") or
     # another presentation of the same emergency (bleeding that shows in the stool, not in what is coughed up)
     also: tuple[tuple[re.Pattern[str], ...], ...] = ()
+    # a harmless cause the message itself gives for the flag's words (blood in the spit from a bitten cheek);
+    # any one cancels the flag, so each names the cause, never a symptom
+    unless: tuple[re.Pattern[str], ...] = ()
 
     def matches(self, text: str) -> bool:
-        return any(all(g.search(text) for g in groups) for groups in (self.groups, *self.also))
+        found = any(all(g.search(text) for g in groups) for groups in (self.groups, *self.also))
+        return found and not any(u.search(text) for u in self.unless)
 
 
 @dataclass(frozen=True)
@@ -88,15 +92,19 @@ class SafetyRules:
         flags = []
         for name, entry in (data.get("red_flags") or {}).items():
             key = f"red_flags.{name}"
-            if not isinstance(entry, dict) or not entry.get("match") or not set(entry) <= {"match", "also"}:
+            if not isinstance(entry, dict) or not entry.get("match") or not set(entry) <= {"match", "also", "unless"}:
                 raise InputError(
-                    "needs 'match' (a list of pattern groups), optionally 'also' (a list of such lists), nothing else",
+                    "needs 'match' (a list of pattern groups), optionally 'also' (a list of such lists) and "
+                    "'unless' (a list of patterns), nothing else",
                     file=str(path),
                     key=key,
                 )
             also = entry.get("also") or []
             if not isinstance(also, list) or not all(isinstance(a, list) and a for a in also):
                 raise InputError("expected a list of pattern-group lists", file=str(path), key=f"{key}.also")
+            unless = entry.get("unless") or []
+            if not isinstance(unless, list):
+                raise InputError("expected a list of patterns", file=str(path), key=f"{key}.unless")
             flags.append(
                 RedFlagRule(
                     str(name),
@@ -105,6 +113,7 @@ class SafetyRules:
                         tuple(regex(g, path, f"{key}.also[{j}][{i}]") for i, g in enumerate(groups))
                         for j, groups in enumerate(also)
                     ),
+                    tuple(regex(u, path, f"{key}.unless[{i}]") for i, u in enumerate(unless)),
                 )
             )
         requests = data.get("drug_requests") or {}
