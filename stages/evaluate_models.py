@@ -25,7 +25,7 @@ def main() -> int:
     from medchat.eval.quality import confusion_rows, evaluate_baseline, measure_speed, shipped_model
     from medchat.eval.safety_metrics import detector_metrics
     from medchat.eval.scoring import recall_at
-    from medchat.eval.suite import MODELS, Suite, run_jobs
+    from medchat.eval.suite import MODELS, Suite, job_runner
     from medchat.model.loading import quiet_progress
 
     quiet_progress()
@@ -56,18 +56,19 @@ def main() -> int:
     results["retriever"]["ablation"] = retriever_ablation(
         suite.free_sets["freetext"], suite.kb, suite.lexicon, prompts.normaliser, prompts.retriever
     )
-    # the development sets, for both models: they choose which one ships
-    for name, (found, rows) in zip(MODELS, run_jobs(suite, [("development", m) for m in MODELS], e.workers)):
-        results[name], predictions = found, predictions + rows
-        print(
-            f"evaluate: {name}: full-symptom accuracy {found['full'].get('accuracy')}, "
-            f"partial {found['partial'].get('accuracy')}, product score {found['product_score']}"
-        )
-    shipped = shipped_model(results, e.ship)
-    # the held-out sets, for the model that ships (what users get): reported, never used to choose
-    for found, rows in run_jobs(suite, [("held_out_short", shipped), ("held_out_freetext", shipped)], e.workers):
-        results[shipped].update(found)
-        predictions += rows
+    with job_runner(suite, e.workers) as run:
+        # the development sets, for both models: they choose which one ships
+        for name, (found, rows) in zip(MODELS, run([("development", m) for m in MODELS])):
+            results[name], predictions = found, predictions + rows
+            print(
+                f"evaluate: {name}: full-symptom accuracy {found['full'].get('accuracy')}, "
+                f"partial {found['partial'].get('accuracy')}, product score {found['product_score']}"
+            )
+        shipped = shipped_model(results, e.ship)
+        # the held-out sets, for the model that ships (what users get): reported, never used to choose
+        for found, rows in run([("held_out_short", shipped), ("held_out_freetext", shipped)]):
+            results[shipped].update(found)
+            predictions += rows
     # speed with every thread, as a user's single process gets it; both models have the base's architecture
     # (LoRA is merged), so it is measured once, on the one that ships
     speed_rows = random.Random(params.seed).sample(test_rows, min(len(test_rows), max(e.batch_size, e.latency_samples)))

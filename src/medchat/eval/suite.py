@@ -10,7 +10,8 @@ jobs on its own copy of the model. With 1 worker the jobs run one after the othe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -194,11 +195,17 @@ def _run_in_worker(job: str, model: str, threads: int) -> tuple[dict, list[dict]
     return JOBS[job](_worker_suite, model)
 
 
-def run_jobs(suite: Suite, jobs: list[tuple[str, str]], workers: int) -> list[tuple[dict, list[dict]]]:
-    """Each (job, model) of `jobs`, results in order. With more than one worker they run in that many spawned
-    processes (which read the same inputs from the working directory), each with its share of the threads."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [JOBS[job](suite, model) for job, model in jobs]
+Results = list[tuple[dict, list[dict]]]
+
+
+@contextmanager
+def job_runner(suite: Suite, workers: int) -> Iterator[Callable[[list[tuple[str, str]]], Results]]:
+    """A function that runs (job, model) pairs and returns their results in order. With more than one worker
+    they run in that many spawned processes (which read the same inputs from the working directory), each
+    with its share of the threads; the processes, and the models they loaded, last until the block ends."""
+    if workers <= 1:
+        yield lambda jobs: [JOBS[job](suite, model) for job, model in jobs]
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -206,6 +213,5 @@ def run_jobs(suite: Suite, jobs: list[tuple[str, str]], workers: int) -> list[tu
 
     threads = max(1, torch.get_num_threads() // workers)
     # spawn, not fork: a forked copy of a process whose torch thread pool already ran can deadlock
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_in_worker, job, model, threads) for job, model in jobs]
-        return [f.result() for f in futures]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda jobs: [f.result() for f in [pool.submit(_run_in_worker, j, m, threads) for j, m in jobs]]
