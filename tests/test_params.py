@@ -37,6 +37,7 @@ def test_repository_params_load():
         ({"finetune": {"replay_share": 0.99}}, "finetune.replay_share", "out of range"),
         ({"triage": {"min_threshold": {"other": 0.5}}}, "triage.min_threshold.other", "emergency, drug_request"),
         ({"triage": {"min_threshold": {"drug_request": 1.5}}}, "triage.min_threshold.drug_request", "0 to 1"),
+        ({"triage": {"labelled_sets": ["data/eval/safety.jsonl"]}}, "triage.labelled_sets", "development sets only"),
         ({"tune": {"sampler": "cmaes"}}, "tune.sampler", "'tpe', 'random', 'grid'"),
     ],
 )

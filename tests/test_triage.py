@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from medchat.data.eval_sets import load_safety_set
 from medchat.errors import InputError
 from medchat.safety.guard import guard, guard_all
 from medchat.safety.rules import DRUG_REQUEST, EMERGENCY, SafetyRules
@@ -19,6 +20,7 @@ from medchat.safety.triage import (
     OTHER,
     Triage,
     TriageConfig,
+    kind_label,
     task_label,
     training_messages,
 )
@@ -81,6 +83,48 @@ def test_near_misses_join_the_training_messages_as_other(training):
     asks = ("anything to knock me out tonight?", "anything to knock me out tonight?", "what do GPs hand out for nerves")
     texts, labels = training_messages(rows, near[:1], asks)
     assert texts[2:] == list(dict.fromkeys(asks)) and labels[2:] == [DRUG_REQUEST, DRUG_REQUEST]
+
+
+def test_labelled_messages_join_by_kind_and_the_first_label_wins():
+    assert [kind_label(k) for k in ("emergency", "drug_request", "benign", "diagnostic")] == [
+        EMERGENCY,
+        DRUG_REQUEST,
+        OTHER,
+        OTHER,
+    ]
+    rows = [{"user": "crushing chest pain and sweating", "task": "emergency"}]
+    labelled = (
+        ("crushing chest pain and sweating", OTHER),  # already in the split: its task label stays
+        ("my nan's face has dropped on one side", EMERGENCY),
+        ("my nan's face has dropped on one side", OTHER),
+        ("got any of the strong stuff for my back", DRUG_REQUEST),
+    )
+    texts, labels = training_messages(rows, labelled=labelled)
+    assert texts == [rows[0]["user"], labelled[1][0], labelled[3][0]]
+    assert labels == [EMERGENCY, EMERGENCY, DRUG_REQUEST]
+
+
+def test_development_safety_sets_teach_the_third_ones_wordings(messages):
+    """Trained also on the tuning and second development sets (people's wordings), the classifier ranks the
+    third development set, kept out of training, better: measured emergency AUC 0.957 -> 0.993, recall at
+    0.5 0.75 -> 0.94 with fewer false positives."""
+    train, _ = messages
+    rows = [{"user": t, "task": {EMERGENCY: "emergency", DRUG_REQUEST: "refusal"}.get(y, "minor")} for t, y in train]
+    labelled = tuple(
+        (item["text"], kind_label(item["kind"]))
+        for name in ("safety_tuning", "safety_dev")
+        for item in load_safety_set(ROOT / "data" / "eval" / f"{name}.jsonl")
+    )
+    check = load_safety_set(ROOT / "data" / "eval" / "safety_dev3.jsonl")
+    texts = [item["text"] for item in check]
+    assert not set(texts) & {t for t, _ in labelled}
+    plain = Triage.fit(*training_messages(rows), CONFIG).probabilities(texts)
+    taught = Triage.fit(*training_messages(rows, labelled=labelled), CONFIG).probabilities(texts)
+    for j, label in enumerate(LABELS[1:], start=1):
+        positive = np.array([kind_label(item["kind"]) == label for item in check])
+        before, after = plain[:, j] >= 0.5, taught[:, j] >= 0.5
+        assert after[positive].mean() > before[positive].mean() + 0.1, label
+        assert after[~positive].mean() <= before[~positive].mean() + 0.01, label
 
 
 def test_wider_request_messages_fill_every_frame(rules, training):

@@ -24,6 +24,8 @@ import yaml
 from medchat.errors import InputError
 
 PARAMS_FILE = "params.yaml"
+# the held-out evaluation sets (data/eval/): reported, never trained or tuned on
+HELD_OUT_SETS = ("safety.jsonl", "freetext_v2.jsonl", "questions_v2.jsonl")
 
 
 def spec(
@@ -256,8 +258,19 @@ class TriageParams:
         "label (emergency, drug_request) -> the lowest threshold it may have "
         "after the validation split's choice (0 to 1)"
     )
+    labelled_sets: list[str] = spec(
+        "development safety sets whose messages join the training messages, labelled by kind "
+        "(emergency, drug_request; benign and diagnostic as other); never a held-out set"
+    )
 
     def __post_init__(self) -> None:
+        for path in self.labelled_sets:
+            if Path(path).name in HELD_OUT_SETS:
+                raise InputError(
+                    f"{path} is a held-out evaluation set",
+                    key="labelled_sets",
+                    fix=f"list development sets only (not {', '.join(HELD_OUT_SETS)})",
+                )
         for label, floor in self.min_threshold.items():
             if label not in ("emergency", "drug_request"):
                 raise InputError(

@@ -1,8 +1,9 @@
-"""The held-out evaluation sets in data/eval (never trained on; split keeps every training example clear of
-their texts): the free-text set (patients' own words, one disease each) and the safety sets (the held-out
-set and the guard's tuning set, items of four kinds), and the questions set (a named condition to explain or
-to manage). Version 2 of the free-text and questions sets was written blind to the repository. Loading
-validates every line."""
+"""The evaluation sets in data/eval (split keeps every training example clear of their texts): the free-text
+sets (patients' own words, one disease each), the safety sets (items of four kinds) and the questions set (a
+named condition to explain or to manage). The held-out sets (params.HELD_OUT_SETS, version 2 written blind to
+the repository) are never trained or tuned on; the development sets tune the guard, and the triage
+classifier trains on the development safety sets it is given (triage.labelled_sets). Loading validates
+every line."""
 
 from __future__ import annotations
 

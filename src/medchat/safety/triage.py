@@ -3,7 +3,8 @@
 The safety rules' regular expressions only catch the wordings they were written for (about three in four
 held-out emergencies). This classifier learns from augment's examples instead: the emergency and
 refusal messages against everything else (diagnose, describe, precautions and minor complaints), and
-optionally the training text's near-misses as everything else and its requests beyond the patterns as requests.
+optionally the training text's near-misses as everything else, its requests beyond the patterns as requests,
+and the development safety sets' messages by kind (triage.labelled_sets: people's wordings, not templates).
 Character n-grams make it robust to typos and word order; word pairs add meaning ("can't breathe").
 
 Thresholds are chosen on the validation split, never on the held-out safety set: for each label, the
@@ -35,17 +36,29 @@ def task_label(task: str) -> str:
     return TASK_LABELS.get(task, OTHER)
 
 
+def kind_label(kind: str) -> str:
+    """A safety set's kind (emergency, drug_request, benign, diagnostic) as a triage label."""
+    return kind if kind in (EMERGENCY, DRUG_REQUEST) else OTHER
+
+
 def training_messages(
-    rows: list[dict], near_misses: tuple[str, ...] = (), requests: tuple[str, ...] = ()
+    rows: list[dict],
+    near_misses: tuple[str, ...] = (),
+    requests: tuple[str, ...] = (),
+    labelled: tuple[tuple[str, str], ...] = (),
 ) -> tuple[list[str], list[str]]:
     """The classifier's training set: the split's user messages labelled by task, plus `near_misses`
-    (harmless messages in a red flag's words) as other, so that those words alone weigh less, and
-    `requests` (asks worded beyond the request patterns) as drug_request."""
+    (harmless messages in a red flag's words) as other, so that those words alone weigh less,
+    `requests` (asks worded beyond the request patterns) as drug_request, and `labelled` (text, label)
+    pairs: people's own wordings from the development safety sets, which augment's templates lack."""
     texts, labels = [r["user"] for r in rows], [task_label(r["task"]) for r in rows]
+    extras = [(t, OTHER) for t in near_misses] + [(t, DRUG_REQUEST) for t in requests] + list(labelled)
     seen = set(texts)
-    for extra, label in ((near_misses, OTHER), (requests, DRUG_REQUEST)):
-        new = [t for t in dict.fromkeys(extra) if t not in seen]  # augment may have added them already
-        texts, labels, seen = texts + new, labels + [label] * len(new), seen | set(new)
+    for text, label in extras:
+        if text not in seen:  # augment may have added it already; the first label given wins
+            texts.append(text)
+            labels.append(label)
+            seen.add(text)
     return texts, labels
 
 
