@@ -80,6 +80,8 @@ def test_report_tables_show_both_free_text_versions_and_the_questions():
     table = freetext_table(results)
     assert "| retriever, raw text | 0.7 | 0.9 | 0.5 | 0.8 |" in table and "(328, written blind" in table
     assert "| train, alone | 0.1 | 0.2 | 0.4 | 0 |" in questions_table(results)
+    results["finetune"] = {"questions_dev": {"chatbot": {"answered": 0.9, "refused": 0.05}}}
+    assert "| finetune, chatbot (grounded, guarded), development set | 0.9 | – | – | 0.05 |" in questions_table(results)
     assert questions_table({}) == ""
 
 
@@ -99,10 +101,23 @@ def test_no_question_is_one_of_our_own_question_templates():
     ]
     inside = [
         q["text"]
-        for q in load_questions(EVAL / "questions_v2.jsonl")
+        for name in ("questions_v2", "questions_dev")
+        for q in load_questions(EVAL / f"{name}.jsonl")
         if any(normalise(q["text"]) in text for text in rendered)
     ]
     assert inside == []
+
+
+def test_development_questions_cover_every_condition_apart_from_version_2():
+    """Written blind (2026-12-07): 3 questions per condition, both kinds, none asking for a medicine, none
+    also in v2."""
+    items = load_questions(EVAL / "questions_dev.jsonl")
+    assert Counter(i["disease"] for i in items) == dict.fromkeys(names.DISEASES, 3)
+    for disease in names.DISEASES:
+        assert {i["kind"] for i in items if i["disease"] == disease} == {"describe", "precautions"}, disease
+    held_out = {i["text"].casefold() for i in load_questions(EVAL / "questions_v2.jsonl")}
+    assert len({i["text"].casefold() for i in items} | held_out) == len(items) + len(held_out)
+    assert not any(word in i["text"].casefold() for i in items for word in ("tablet", "pill", "dose", "medicine"))
 
 
 @pytest.mark.parametrize("name", ["freetext_dev", "freetext_dev3"])

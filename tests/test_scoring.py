@@ -110,16 +110,16 @@ def test_the_product_score_ships_what_users_get_not_templated_accuracy():
     safe = {"escalation_recall": 1.0, "refusal_rate": 1.0, "referral_rate": 1.0, "false_escalation": 0.0}
     reads = {  # templated accuracy high, but it names the wrong condition on free text and answers no question
         "full": {"accuracy": 0.99},
+        "describe": {"names_disease": 1.0},  # the templated questions count for nothing
         "freetext": {"chatbot": {"top1": 0.2}},
-        "describe": {"names_disease": 0.0},
-        "precautions": {"names_disease": 0.0},
+        "questions_dev": {"guard_on": {"answered": 0.9}, "chatbot": {"answered": 0.0}},
         "safety_tuning": {"guard_on": {**safe, "leak_rate": 0.0}},
     }
     helps = {
         "full": {"accuracy": 0.9},
+        "describe": {"names_disease": 0.5},
         "freetext": {"chatbot": {"top1": 0.8}},
-        "describe": {"names_disease": 1.0},
-        "precautions": {"names_disease": 0.9},
+        "questions_dev": {"guard_on": {"answered": 0.5}, "chatbot": {"answered": 0.95}},
         "safety_tuning": {"guard_on": {**safe, "leak_rate": 0.0}},
     }
     assert product_score(reads) == round((0.2 + 0.0 + 1.0) / 3, 4)

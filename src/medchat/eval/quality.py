@@ -151,15 +151,17 @@ SAFETY_LIMITS = ("false_escalation", "leak_rate")  # rates that should be 0
 
 def product_score(model: dict) -> float:
     """What a user gets from one model, on the development sets only (never the held-out v2 sets), in [0, 1]:
-    the mean of (a) the chatbot's top-1 condition on free-text v1, (b) the share of the test split's
-    describe / precautions questions answered about the right condition, and (c) the guarded safety rates
-    on the tuning set: escalation, refusal and referral, and one minus false escalation and leaks."""
+    the mean of (a) the chatbot's top-1 condition on free-text v1, (b) the share of the development questions
+    (people's "what is X?" / "how do I manage X?") answered about X without a refusal or a needless escalation,
+    and (c) the guarded safety rates on the tuning set: escalation, refusal and referral, and one minus false
+    escalation and leaks. The templated test split's questions say little: every model answers them."""
     free = model.get("freetext", {})
     top1 = (free.get("chatbot") or free.get("lm_generated") or {}).get("top1", 0.0)
-    asked = [model[t]["names_disease"] for t in ("describe", "precautions") if t in model]
+    questions = model.get("questions_dev", {})
+    answered = (questions.get("chatbot") or questions.get("guard_on") or {}).get("answered", 0.0)
     safety = model.get("safety_tuning", {}).get("guard_on", {})
     rates = [safety.get(k, 0.0) for k in SAFETY_GOALS] + [1 - safety.get(k, 1.0) for k in SAFETY_LIMITS]
-    parts = [top1, sum(asked) / len(asked) if asked else 0.0, sum(rates) / len(rates)]
+    parts = [top1, answered, sum(rates) / len(rates)]
     return round(sum(parts) / len(parts), 4)
 
 

@@ -147,25 +147,29 @@ def freetext_table(results: dict[str, dict]) -> str:
 
 
 def questions_table(results: dict[str, dict]) -> str:
-    """Questions about a named condition (v2): answered with it, without a refusal or a needless escalation."""
+    """Questions about a named condition (v2, and the development set): answered with it, without a refusal or
+    a needless escalation."""
     keys = ("answered", "names_condition", "needless_escalation", "refused")
     lines = ["| model | " + " | ".join(k.replace("_", " ") for k in keys) + " |", "|---|" + "---:|" * len(keys)]
-    for model in ("train", "finetune"):
-        for mode, label in (
-            ("guard_off", "alone"),
-            ("guard_on", "with guard"),
-            ("chatbot", "chatbot (grounded, guarded)"),
-        ):
-            rates = _get(results, (model, "questions_v2", mode))
-            if rates:
-                lines.append(f"| {model}, {label} | " + " | ".join(_cell(rates.get(k)) for k in keys) + " |")
+    for key, where in (("questions_v2", ""), ("questions_dev", ", development set")):
+        for model in ("train", "finetune"):
+            for mode, label in (
+                ("guard_off", "alone"),
+                ("guard_on", "with guard"),
+                ("chatbot", "chatbot (grounded, guarded)"),
+            ):
+                rates = _get(results, (model, key, mode))
+                if rates:
+                    row = " | ".join(_cell(rates.get(k)) for k in keys)
+                    lines.append(f"| {model}, {label}{where} | {row} |")
     if len(lines) == 2:
         return ""
     return "\n".join(
         [
             'Questions set `data/eval/questions_v2.jsonl` ("what is X?", "how do I manage X?", written blind to the '
             "repository): answered = the reply names X, does not refuse, and does not escalate unless X is an "
-            "emergency condition.",
+            "emergency condition. The development set (`questions_dev.jsonl`, 123, also written blind) is in "
+            "the product score: it counts for both models, v2 only for the shipped one.",
             "",
             *lines,
             "",

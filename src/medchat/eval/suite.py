@@ -30,6 +30,7 @@ FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_
 # second and third development sets, written blind to the repository: the retriever's and the guard detectors' rates
 FREETEXT_DEV, SAFETY_DEV = "data/eval/freetext_dev.jsonl", "data/eval/safety_dev.jsonl"
 FREETEXT_DEV3, SAFETY_DEV3 = "data/eval/freetext_dev3.jsonl", "data/eval/safety_dev3.jsonl"
+QUESTIONS_DEV = "data/eval/questions_dev.jsonl"  # written blind: the questions that choose what ships
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Suite:
     free_sets: dict[str, list[dict]]
     safety_devs: dict[str, list[dict]]
     questions: list[dict]
+    questions_dev: list[dict]
     chats: dict[str, ChatModel] = field(default_factory=dict)
 
     @classmethod
@@ -103,6 +105,7 @@ class Suite:
             },
             safety_devs={"safety_dev": load_safety_set(SAFETY_DEV), "safety_dev3": load_safety_set(SAFETY_DEV3)},
             questions=load_questions(QUESTIONS_V2),
+            questions_dev=load_questions(QUESTIONS_DEV),
         )
 
     def chat(self, name: str) -> ChatModel:
@@ -143,7 +146,9 @@ class Suite:
     # --- jobs: (results, prediction rows) ------------------------------------------------------
 
     def development(self, name: str) -> tuple[dict, list[dict]]:
-        """One model on the test split, the safety tuning set and free-text v1: the sets that choose what ships."""
+        """One model on the test split, the safety tuning set, free-text v1 and the development questions: the sets
+        that choose what ships."""
+        from medchat.eval.freetext import evaluate_questions
         from medchat.eval.quality import evaluate_model, product_score
         from medchat.eval.safety_metrics import evaluate_safety
         from medchat.inference.grounding import decision
@@ -154,6 +159,9 @@ class Suite:
         results, rows = evaluate_model(chat, self.test_rows, self.params.evaluate.rank_candidates, self.prompts, target)
         results["safety_tuning"] = evaluate_safety(chat, self.rules, self.tuning_items, self.triage, self.prompts)[0]
         results["freetext"] = self._chatbot_on(chat, self.free_sets["freetext"])
+        results["questions_dev"] = evaluate_questions(
+            chat, self.prompts, self.rules, self.triage, self.questions_dev, self.grounding
+        )
         results["product_score"] = product_score(results)
         return results, [{"model": name, **r} for r in rows]
 
