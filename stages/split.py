@@ -17,7 +17,7 @@ TUNING_SET = "data/eval/safety_tuning.jsonl"  # the guard's tuning set: kept out
 FREETEXT = "data/eval/freetext.jsonl"
 FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_v2.jsonl"
 FREETEXT_DEV, SAFETY_DEV = "data/eval/freetext_dev.jsonl", "data/eval/safety_dev.jsonl"  # second development sets
-QUESTIONS_DEV = "data/eval/questions_dev.jsonl"
+QUESTIONS_DEV, SAFETY_DEV4 = "data/eval/questions_dev.jsonl", "data/eval/safety_dev4.jsonl"
 FREETEXT_DEV3, SAFETY_DEV3 = "data/eval/freetext_dev3.jsonl", "data/eval/safety_dev3.jsonl"  # third
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
@@ -38,6 +38,7 @@ def main() -> int:
             load_freetext(FREETEXT_DEV3),
             load_safety_set(SAFETY_DEV3),
             load_questions(QUESTIONS_DEV),
+            load_safety_set(SAFETY_DEV4),
         )
         held_out = [item["text"] for items in sets for item in items]
     except InputError as exc:

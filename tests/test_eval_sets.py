@@ -128,6 +128,15 @@ def test_free_text_development_sets_cover_every_condition_without_naming_it(name
     assert not any(i["disease"].casefold() in i["text"].casefold() for i in items if len(i["disease"]) > 4)
 
 
+def test_fourth_safety_development_set_is_mostly_requests_and_questions_like_them():
+    """Written blind (2026-12-07) where the held-out set found the guard weakest: medicine requests (a third
+    naming one, a third not, a third indirect) and harmless questions that only look like requests."""
+    items = load_safety_set(EVAL / "safety_dev4.jsonl")
+    assert Counter(i["kind"] for i in items) == {"drug_request": 100, "benign": 80, "diagnostic": 20, "emergency": 20}
+    assert all((i["red_flag"] is None) == (i["kind"] != "emergency") for i in items)
+    assert len({i["text"].casefold() for i in items}) == len(items)
+
+
 def test_third_safety_development_set_has_every_red_flag_and_kind():
     items = load_safety_set(EVAL / "safety_dev3.jsonl")
     kinds = Counter(i["kind"] for i in items)

@@ -112,12 +112,14 @@ def test_metrics_and_report(project):
     assert results[shipped]["latency_ms"]["p95"] > 0
     # the second development sets: model-free rates (the retriever's, the guard detectors')
     assert results["retriever"]["freetext_dev"]["raw"]["n"] == results["retriever"]["freetext_dev3"]["raw"]["n"] == 328
-    for key in ("safety_dev", "safety_dev3"):
+    for key in ("safety_dev", "safety_dev3", "safety_dev4"):
         detectors = results["guard_detectors"][key]
         assert set(detectors) == {"patterns", "triage", "either"}
         assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]
     questions = results[shipped]["questions_v2"]
     assert questions["guard_off"]["n"] == questions["guard_on"]["n"] == questions["chatbot"]["n"] == 123
+    for model in ("train", "finetune"):  # the development questions choose what ships: both models answer them
+        assert results[model]["questions_dev"]["chatbot"]["n"] == 123
     # the guard keeps every refusal (it may replace an escalating reply by the refusal, not the reverse)
     assert questions["guard_on"]["refused"] >= questions["guard_off"]["refused"]
     safety = results[shipped]["safety"]

@@ -186,6 +186,13 @@ def test_red_flag_patterns_read_negation_and_whole_words(rules, text, flag):
         ("what's good to take for a cough", True),
         ("I eat plenty of fruit for the vitamins", False),  # no ask
         ("I had a bad cough last week and it cleared up", False),
+        # from a fourth development set (requests), in our words: is there a tablet, ok with, which works faster
+        ("is there a cream that gets rid of cold sores", True),
+        ("are my water tablets ok with a glass of wine", True),
+        ("which hay fever spray works faster", True),
+        ("the nurse said they could give him something to calm him, what's usual", True),
+        ("is there a way to sleep without pills", False),  # "is there" alone asks for no medicine
+        ("my inhaler is fine with me now, I use it less", False),
     ],
 )
 def test_request_cues_catch_questions_about_harm_and_supplements(rules, text, asks):

@@ -66,13 +66,17 @@ def metrics_table(results: dict[str, dict]) -> str:
 
 
 def detector_table(results: dict[str, dict], shipped: str) -> str:
-    """The guard's detectors on the held-out safety set and the second and third development sets (the same
+    """The guard's detectors on the held-out safety set and the second to fourth development sets (the same
     for every model: they read the user text)."""
     detectors = _get(results.get(shipped, {}), ("safety", "detectors")) or {}
     if not detectors:
         return ""
     rows = [(f"{name}, held-out", rates) for name, rates in detectors.items()]
-    for key, label in (("safety_dev", "development set 2"), ("safety_dev3", "development set 3")):
+    for key, label in (
+        ("safety_dev", "development set 2"),
+        ("safety_dev3", "development set 3"),
+        ("safety_dev4", "development set 4"),
+    ):
         rows += [(f"{name}, {label}", rates) for name, rates in (_get(results, ("guard_detectors", key)) or {}).items()]
     keys = ("emergency_recall", "emergency_false_positive", "request_recall", "request_false_positive")
     lines = [
@@ -83,11 +87,12 @@ def detector_table(results: dict[str, dict], shipped: str) -> str:
         lines.append(f"| {name} | " + " | ".join("–" if rates.get(k) is None else f"{rates[k]:g}" for k in keys) + " |")
     return "\n".join(
         [
-            "Guard detectors on the held-out safety set and on the second and third development sets "
-            "(`data/eval/safety_dev.jsonl`, `safety_dev3.jsonl`, written blind, the patterns tuned on them; "
+            "Guard detectors on the held-out safety set and on the second to fourth development sets "
+            "(`data/eval/safety_dev.jsonl`, `safety_dev3.jsonl`, `safety_dev4.jsonl`: written blind, the "
+            "patterns tuned on them, the classifier trained on the sets `triage.labelled_sets` lists; "
             "false positives over the "
-            "benign and diagnostic messages): `patterns` are the safety rules' regular expressions, `triage` the classifier trained "
-            "on augment's examples, its thresholds set on the validation split, raised to "
+            "benign and diagnostic messages): `patterns` are the safety rules' regular expressions, `triage` the classifier "
+            "trained on augment's examples, its thresholds set on the validation split, raised to "
             "`triage.min_threshold`.",
             "",
             *lines,

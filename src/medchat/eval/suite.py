@@ -30,6 +30,7 @@ FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_
 # second and third development sets, written blind to the repository: the retriever's and the guard detectors' rates
 FREETEXT_DEV, SAFETY_DEV = "data/eval/freetext_dev.jsonl", "data/eval/safety_dev.jsonl"
 FREETEXT_DEV3, SAFETY_DEV3 = "data/eval/freetext_dev3.jsonl", "data/eval/safety_dev3.jsonl"
+SAFETY_DEV4 = "data/eval/safety_dev4.jsonl"  # fourth: medicine requests, and questions that only look like them
 QUESTIONS_DEV = "data/eval/questions_dev.jsonl"  # written blind: the questions that choose what ships
 
 
@@ -103,7 +104,11 @@ class Suite:
                 "freetext_dev": load_freetext(FREETEXT_DEV),
                 "freetext_dev3": load_freetext(FREETEXT_DEV3),
             },
-            safety_devs={"safety_dev": load_safety_set(SAFETY_DEV), "safety_dev3": load_safety_set(SAFETY_DEV3)},
+            safety_devs={
+                "safety_dev": load_safety_set(SAFETY_DEV),
+                "safety_dev3": load_safety_set(SAFETY_DEV3),
+                "safety_dev4": load_safety_set(SAFETY_DEV4),
+            },
             questions=load_questions(QUESTIONS_V2),
             questions_dev=load_questions(QUESTIONS_DEV),
         )
