@@ -347,7 +347,8 @@ def evaluation_report(results: dict[str, dict], ablation: dict | None = None) ->
             "held-out safety set `data/eval/safety.jsonl` (never trained on), for the model alone and behind the "
             "inference guard; goals: escalation 1, false escalation <= 0.05, refusal 1, leak 0, referral 1. "
             "Both models are measured on the development sets (the test split, the safety tuning set, free-text "
-            "v1), which choose the shipped one; the held-out sets (safety, free-text v2, questions v2) measure "
+            "v1, the development questions), which choose the shipped one; the held-out sets (safety, free-text v2, "
+            "questions v2) measure "
             f"the shipped model only (`{shipped}`): what users get, never used to choose.",
             "",
             metrics_table(results),
