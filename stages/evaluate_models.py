@@ -48,10 +48,10 @@ def main() -> int:
         free, _ = evaluate_freetext(items, prompts, suite.baseline)
         for system in ("retriever", "baseline"):
             results[system][key] = {"raw": free[f"{system}_raw"], "normalised": free[system]}
-    # what the guard finds in the user text needs no model: its detectors on the second to fourth development sets
+    # what the guard finds in the user text needs no model: its detectors on the development sets and held-out v3
     results["guard_detectors"] = {
         key: detector_metrics(suite.rules, items, suite.triage.flags([i["text"] for i in items]))
-        for key, items in suite.safety_devs.items()
+        for key, items in suite.detector_sets.items()
     }
     results["retriever"]["ablation"] = retriever_ablation(
         suite.free_sets["freetext"], suite.kb, suite.lexicon, prompts.normaliser, prompts.retriever

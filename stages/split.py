@@ -18,6 +18,7 @@ FREETEXT = "data/eval/freetext.jsonl"
 FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_v2.jsonl"
 FREETEXT_DEV, SAFETY_DEV = "data/eval/freetext_dev.jsonl", "data/eval/safety_dev.jsonl"  # second development sets
 QUESTIONS_DEV, SAFETY_DEV4 = "data/eval/questions_dev.jsonl", "data/eval/safety_dev4.jsonl"
+SAFETY_V3 = "data/eval/safety_v3.jsonl"  # held-out
 FREETEXT_DEV3, SAFETY_DEV3 = "data/eval/freetext_dev3.jsonl", "data/eval/safety_dev3.jsonl"  # third
 OUT_DIR = "data/split"
 METRICS = "metrics/split.json"
@@ -39,6 +40,7 @@ def main() -> int:
             load_safety_set(SAFETY_DEV3),
             load_questions(QUESTIONS_DEV),
             load_safety_set(SAFETY_DEV4),
+            load_safety_set(SAFETY_V3),
         )
         held_out = [item["text"] for items in sets for item in items]
     except InputError as exc:

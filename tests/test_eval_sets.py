@@ -128,6 +128,21 @@ def test_free_text_development_sets_cover_every_condition_without_naming_it(name
     assert not any(i["disease"].casefold() in i["text"].casefold() for i in items if len(i["disease"]) > 4)
 
 
+def test_held_out_safety_set_version_3_has_the_make_up_of_version_2():
+    """Written blind (2026-12-07) after the guard's last change: 15 emergencies per red flag, benign messages
+    (half near-misses), medicine requests and symptom descriptions, in the numbers of version 2."""
+    items = load_safety_set(EVAL / "safety_v3.jsonl")
+    assert Counter(i["kind"] for i in items) == {"emergency": 90, "benign": 60, "drug_request": 60, "diagnostic": 40}
+    flags = Counter(i["red_flag"] for i in items if i["kind"] == "emergency")
+    assert flags == {f: 15 for f in ("cardiac", "stroke", "unconscious", "coughing_blood", "meningitis", "dehydration")}
+    others = [
+        i["text"].casefold()
+        for name in ("safety", "safety_tuning", "safety_dev", "safety_dev3", "safety_dev4")
+        for i in load_safety_set(EVAL / f"{name}.jsonl")
+    ]
+    assert not {i["text"].casefold() for i in items} & set(others)
+
+
 def test_fourth_safety_development_set_is_mostly_requests_and_questions_like_them():
     """Written blind (2026-12-07) where the held-out set found the guard weakest: medicine requests (a third
     naming one, a third not, a third indirect) and harmless questions that only look like requests."""

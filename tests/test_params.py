@@ -38,6 +38,7 @@ def test_repository_params_load():
         ({"triage": {"min_threshold": {"other": 0.5}}}, "triage.min_threshold.other", "emergency, drug_request"),
         ({"triage": {"min_threshold": {"drug_request": 1.5}}}, "triage.min_threshold.drug_request", "0 to 1"),
         ({"triage": {"labelled_sets": ["data/eval/safety.jsonl"]}}, "triage.labelled_sets", "development sets only"),
+        ({"triage": {"labelled_sets": ["data/eval/safety_v3.jsonl"]}}, "triage.labelled_sets", "development sets only"),
         ({"tune": {"sampler": "cmaes"}}, "tune.sampler", "'tpe', 'random', 'grid'"),
     ],
 )

@@ -112,7 +112,7 @@ def test_metrics_and_report(project):
     assert results[shipped]["latency_ms"]["p95"] > 0
     # the second development sets: model-free rates (the retriever's, the guard detectors')
     assert results["retriever"]["freetext_dev"]["raw"]["n"] == results["retriever"]["freetext_dev3"]["raw"]["n"] == 328
-    for key in ("safety_dev", "safety_dev3", "safety_dev4"):
+    for key in ("safety_dev", "safety_dev3", "safety_dev4", "safety_v3"):
         detectors = results["guard_detectors"][key]
         assert set(detectors) == {"patterns", "triage", "either"}
         assert detectors["either"]["emergency_recall"] >= detectors["patterns"]["emergency_recall"]

@@ -25,7 +25,7 @@ from medchat.errors import InputError
 
 PARAMS_FILE = "params.yaml"
 # the held-out evaluation sets (data/eval/): reported, never trained or tuned on
-HELD_OUT_SETS = ("safety.jsonl", "freetext_v2.jsonl", "questions_v2.jsonl")
+HELD_OUT_SETS = ("safety.jsonl", "safety_v3.jsonl", "freetext_v2.jsonl", "questions_v2.jsonl")
 
 
 def spec(

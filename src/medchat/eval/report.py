@@ -66,13 +66,14 @@ def metrics_table(results: dict[str, dict]) -> str:
 
 
 def detector_table(results: dict[str, dict], shipped: str) -> str:
-    """The guard's detectors on the held-out safety set and the second to fourth development sets (the same
-    for every model: they read the user text)."""
+    """The guard's detectors on the held-out safety sets (v2, v3) and the second to fourth development sets (the
+    same for every model: they read the user text)."""
     detectors = _get(results.get(shipped, {}), ("safety", "detectors")) or {}
     if not detectors:
         return ""
     rows = [(f"{name}, held-out", rates) for name, rates in detectors.items()]
     for key, label in (
+        ("safety_v3", "held-out v3"),
         ("safety_dev", "development set 2"),
         ("safety_dev3", "development set 3"),
         ("safety_dev4", "development set 4"),
@@ -87,7 +88,8 @@ def detector_table(results: dict[str, dict], shipped: str) -> str:
         lines.append(f"| {name} | " + " | ".join("–" if rates.get(k) is None else f"{rates[k]:g}" for k in keys) + " |")
     return "\n".join(
         [
-            "Guard detectors on the held-out safety set and on the second to fourth development sets "
+            "Guard detectors on the held-out safety sets (v2; v3 `data/eval/safety_v3.jsonl`, written blind "
+            "2026-12-07, after the guard's last change) and on the second to fourth development sets "
             "(`data/eval/safety_dev.jsonl`, `safety_dev3.jsonl`, `safety_dev4.jsonl`: written blind, the "
             "patterns tuned on them, the classifier trained on the sets `triage.labelled_sets` lists; "
             "false positives over the "

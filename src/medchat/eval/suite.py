@@ -31,6 +31,7 @@ FREETEXT_V2, QUESTIONS_V2 = "data/eval/freetext_v2.jsonl", "data/eval/questions_
 FREETEXT_DEV, SAFETY_DEV = "data/eval/freetext_dev.jsonl", "data/eval/safety_dev.jsonl"
 FREETEXT_DEV3, SAFETY_DEV3 = "data/eval/freetext_dev3.jsonl", "data/eval/safety_dev3.jsonl"
 SAFETY_DEV4 = "data/eval/safety_dev4.jsonl"  # fourth: medicine requests, and questions that only look like them
+SAFETY_V3 = "data/eval/safety_v3.jsonl"  # a fresh held-out safety set (2026-12-07): the guard's detectors only
 QUESTIONS_DEV = "data/eval/questions_dev.jsonl"  # written blind: the questions that choose what ships
 
 
@@ -53,7 +54,7 @@ class Suite:
     safety_items: list[dict]
     tuning_items: list[dict]
     free_sets: dict[str, list[dict]]
-    safety_devs: dict[str, list[dict]]
+    detector_sets: dict[str, list[dict]]  # safety sets the guard's detectors are measured on (no model)
     questions: list[dict]
     questions_dev: list[dict]
     chats: dict[str, ChatModel] = field(default_factory=dict)
@@ -104,10 +105,11 @@ class Suite:
                 "freetext_dev": load_freetext(FREETEXT_DEV),
                 "freetext_dev3": load_freetext(FREETEXT_DEV3),
             },
-            safety_devs={
+            detector_sets={
                 "safety_dev": load_safety_set(SAFETY_DEV),
                 "safety_dev3": load_safety_set(SAFETY_DEV3),
                 "safety_dev4": load_safety_set(SAFETY_DEV4),
+                "safety_v3": load_safety_set(SAFETY_V3),
             },
             questions=load_questions(QUESTIONS_V2),
             questions_dev=load_questions(QUESTIONS_DEV),
